@@ -1,0 +1,129 @@
+"""Order contracts: `order.placed` (from checkout) and `order.created` (from order_state)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import EmailStr, Field, StringConstraints, model_validator
+
+from schemas.envelope import Contract, CurrencyCode, Event, MinorUnits
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)]
+ShortCode = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+class Address(Contract):
+    salutation: str | None = None
+    first_name: NonEmpty
+    last_name: NonEmpty
+    company: str | None = None
+    address1: NonEmpty
+    address2: str | None = None
+    address3: str | None = None
+    zip_code: NonEmpty
+    city: NonEmpty
+    country: Country = Field(description="ISO 3166-1 alpha-2 country code.")
+    phone: str | None = None
+    email: EmailStr | None = None
+
+
+class Customer(Contract):
+    customer_reference: NonEmpty | None = Field(default=None, description="Absent for guest checkouts.")
+    email: EmailStr
+    salutation: str | None = None
+    first_name: NonEmpty
+    last_name: NonEmpty
+
+
+class ShipmentMethod(Contract):
+    key: ShortCode
+    name: NonEmpty
+    carrier: str | None = None
+    price: MinorUnits = Field(ge=0, description="Shipment expense in minor units, gross or net as price_mode.")
+    tax_rate: float = Field(default=0, ge=0, le=100, description="Percent, e.g. 19.0.")
+
+
+class Shipment(Contract):
+    address: Address
+    method: ShipmentMethod
+    requested_delivery_date: dt.date | None = None
+
+
+class Totals(Contract):
+    subtotal: MinorUnits = Field(description="Sum of line totals.")
+    expense_total: MinorUnits = Field(default=0, description="Shipment expenses.")
+    discount_total: MinorUnits = 0
+    tax_total: MinorUnits
+    grand_total: MinorUnits
+
+
+class PlacedLine(Contract):
+    sku: ShortCode
+    name: NonEmpty
+    quantity: int = Field(ge=1, le=10_000_000)
+    unit_price: MinorUnits = Field(ge=0, description="Per unit, gross or net as the order's price_mode.")
+    tax_rate: float = Field(ge=0, le=100, description="Percent, e.g. 19.0.")
+    is_quantity_splittable: bool = True
+    shipment: Shipment
+
+
+class OrderPlaced(Event):
+    """Published by checkout when a customer places an order."""
+
+    TOPIC: ClassVar[str] = "order.placed"
+    event_type: Literal["order.placed"] = "order.placed"
+    store: ShortCode
+    locale: Locale
+    currency: CurrencyCode
+    price_mode: Literal["GROSS_MODE", "NET_MODE"] = "GROSS_MODE"
+    customer: Customer
+    billing_address: Address
+    process_name: ShortCode | None = Field(default=None, description="OMS process; default chosen if absent.")
+    payment_method: ShortCode
+    lines: list[PlacedLine] = Field(min_length=1, max_length=10_000)
+    totals: Totals
+    placed_at: dt.datetime | None = None
+
+    @model_validator(mode="after")
+    def _subtotal_matches_lines(self) -> OrderPlaced:
+        subtotal = sum(line.unit_price * line.quantity for line in self.lines)
+        if subtotal != self.totals.subtotal:
+            raise ValueError(f"totals.subtotal is {self.totals.subtotal} but the lines add up to {subtotal}")
+        return self
+
+
+class OrderLine(Contract):
+    """A placed line as stored, with the sales order items it became."""
+
+    line_number: int = Field(ge=1)
+    sku: str
+    name: str
+    quantity: int
+    unit_price: MinorUnits
+    tax_rate: float
+    is_quantity_splittable: bool
+    shipment: Shipment
+    item_ids: list[int] = Field(description="Ids of the sales order items of this line.")
+    item_quantity: int = Field(description="Quantity carried by each item: 1 when the line was split.")
+
+
+class OrderCreated(Event):
+    """Published by order_state once an order and its items are stored in their initial state."""
+
+    TOPIC: ClassVar[str] = "order.created"
+    event_type: Literal["order.created"] = "order.created"
+    store: str
+    locale: str
+    currency: CurrencyCode
+    price_mode: Literal["GROSS_MODE", "NET_MODE"]
+    customer: Customer
+    billing_address: Address
+    process_name: str
+    payment_method: str
+    initial_state: str
+    lines: list[OrderLine]
+    totals: Totals
+    placed_at: dt.datetime

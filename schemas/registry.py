@@ -1,0 +1,21 @@
+"""Topic name -> contract model."""
+
+from __future__ import annotations
+
+from schemas.envelope import Event
+from schemas.invoices import InvoiceGenerated, InvoiceSent
+from schemas.items import ItemStateChanged
+from schemas.orders import OrderCreated, OrderPlaced
+from schemas.shipments import ShipmentCreated
+
+EVENT_MODELS: dict[str, type[Event]] = {
+    model.TOPIC: model
+    for model in (OrderPlaced, OrderCreated, ItemStateChanged, InvoiceGenerated, InvoiceSent, ShipmentCreated)
+}
+
+
+def model_for_topic(topic: str) -> type[Event]:
+    try:
+        return EVENT_MODELS[topic]
+    except KeyError:
+        raise KeyError(f"no contract for topic {topic!r}; known: {', '.join(sorted(EVENT_MODELS))}") from None

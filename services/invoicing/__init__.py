@@ -1,0 +1,1 @@
+"""invoicing: invoices, the per-store gapless sequence, invoice e-mails and their delivery."""

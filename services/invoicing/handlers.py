@@ -1,0 +1,150 @@
+"""invoicing's message handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from email.utils import parseaddr
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from schemas import InvoiceGenerated, OrderCreated
+from services.invoicing.domain.document import compute_figures
+from services.invoicing.domain.numbering import format_invoice_reference
+from services.invoicing.render import render_invoice
+from services.invoicing.tables import invoice, invoice_email, invoice_sequence
+from services.runtime.consumer import Incoming
+from services.runtime.settings import Settings
+from services.runtime.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def message_id_for(invoice_reference: str, purpose: str, settings: Settings) -> str:
+    domain = parseaddr(settings.invoice_from)[1].rpartition("@")[2] or "oms.local"
+    return f"<{purpose}.{invoice_reference}@{domain}>"
+
+
+async def take_numbers(uow: UnitOfWork, store: str, count: int) -> list[int]:
+    """The next `count` numbers of the store's sequence. The row stays locked until commit, and a
+    rollback gives the numbers back: no gaps, no duplicates, whatever runs concurrently."""
+    statement = (
+        insert(invoice_sequence)
+        .values(store=store, last_number=count)
+        .on_conflict_do_update(
+            index_elements=["store"], set_={"last_number": invoice_sequence.c.last_number + count}
+        )
+        .returning(invoice_sequence.c.last_number)
+    )
+    last = (await uow.conn.execute(statement)).scalar_one()
+    return list(range(last - count + 1, last + 1))
+
+
+async def generate_invoices(uow: UnitOfWork, created: Sequence[Incoming[OrderCreated]], settings: Settings) -> None:
+    """One invoice per order: numbered, rendered, queued for e-mail, announced."""
+    references = [item.event.order_reference for item in created]
+    existing = set(
+        (await uow.conn.execute(select(invoice.c.order_reference).where(invoice.c.order_reference.in_(references))))
+        .scalars()
+    )
+    todo: dict[str, OrderCreated] = {}
+    for item in created:
+        if item.event.order_reference in existing or item.event.order_reference in todo:
+            log.info("invoice for %s exists already", item.event.order_reference)
+            continue
+        todo[item.event.order_reference] = item.event
+    if not todo:
+        return
+
+    by_store: dict[str, list[OrderCreated]] = defaultdict(list)
+    for order in todo.values():
+        by_store[order.store].append(order)
+
+    now = datetime.now(UTC)
+    invoice_rows, documents = [], {}
+    for store, orders in sorted(by_store.items()):
+        numbers = await take_numbers(uow, store, len(orders))
+        for order, number in zip(orders, numbers, strict=True):
+            figures = compute_figures(order)
+            reference = format_invoice_reference(settings.invoice_reference_format, store, number)
+            context = {
+                "invoice_reference": reference,
+                "issued_at": now,
+                "order_reference": order.order_reference,
+                "custom_order_reference": order.custom_order_reference,
+                "billing_address": order.billing_address.model_dump(),
+                "customer": order.customer.model_dump(),
+                "currency": order.currency,
+                "gross": order.price_mode == "GROSS_MODE",
+                **asdict(figures),
+            }
+            documents[order.order_reference] = (reference, render_invoice(context, order.locale))
+            invoice_rows.append(
+                {
+                    "order_reference": order.order_reference,
+                    "custom_order_reference": order.custom_order_reference,
+                    "invoice_reference": reference,
+                    "store": store,
+                    "sequence_number": number,
+                    "locale": order.locale,
+                    "currency": order.currency,
+                    "customer_email": str(order.customer.email),
+                    "billing_address": order.billing_address.model_dump(mode="json"),
+                    "subtotal": figures.subtotal,
+                    "expense_total": figures.expense_total,
+                    "tax_total": figures.tax_total,
+                    "grand_total": figures.grand_total,
+                    "document": {
+                        "lines": [
+                            {**asdict(line), "tax_rate": str(line.tax_rate)} for line in figures.lines
+                        ],
+                        "expenses": [
+                            {**asdict(expense), "tax_rate": str(expense.tax_rate)} for expense in figures.expenses
+                        ],
+                        "tax_by_rate": {str(rate): amount for rate, amount in figures.tax_by_rate.items()},
+                    },
+                    "issued_at": now,
+                    "source_event_id": order.event_id,
+                }
+            )
+    stored = await uow.conn.execute(
+        insert(invoice).values(invoice_rows).returning(invoice.c.id, invoice.c.order_reference)
+    )
+    email_rows = []
+    for invoice_id, order_reference in stored:
+        order = todo[order_reference]
+        reference, rendered = documents[order_reference]
+        email_rows.append(
+            {
+                "invoice_id": invoice_id,
+                "purpose": "invoice",
+                "recipient": str(order.customer.email),
+                "bcc": list(settings.invoice_bcc),
+                "message_id": message_id_for(reference, "invoice", settings),
+                "subject": rendered.subject,
+                "body_text": rendered.text,
+                "body_html": rendered.html,
+            }
+        )
+    await uow.conn.execute(insert(invoice_email), email_rows)
+    for row in invoice_rows:
+        order = todo[row["order_reference"]]
+        uow.publish(
+            InvoiceGenerated(
+                **order.caused(),
+                order_reference=order.order_reference,
+                custom_order_reference=order.custom_order_reference,
+                invoice_reference=row["invoice_reference"],
+                store=row["store"],
+                currency=order.currency,
+                subtotal=row["subtotal"],
+                expense_total=row["expense_total"],
+                tax_total=row["tax_total"],
+                grand_total=row["grand_total"],
+            )
+        )
+    log.info("generated %d invoices", len(invoice_rows))

@@ -1,0 +1,4 @@
+from services.invoicing.tables import SCHEMA, metadata
+from services.runtime.migrations import run_env
+
+run_env(SCHEMA, metadata)

@@ -1,0 +1,1 @@
+"""order_state: sales orders, their items, item states and history."""

@@ -1,0 +1,1 @@
+"""Plumbing shared by the services: settings, database, inbox/outbox, broker, dead letters."""

@@ -1,0 +1,214 @@
+"""Consuming with effectively-once effects.
+
+A batch of records is decoded; undecodable or schema-invalid ones are dead-lettered; the rest are
+claimed in the inbox (consumer + event id) and handed to the handler, all in ONE transaction. The
+offset is committed only after that transaction. A failing batch falls back to one record at a
+time, so one bad message never stalls the others: transient failures (database or network) are
+retried with backoff without advancing the offset, other failures are dead-lettered after
+`consumer_max_attempts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from aiokafka.structs import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+from sqlalchemy import Table, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from schemas.envelope import Event
+from services.runtime.errors import is_transient
+from services.runtime.settings import Settings
+from services.runtime.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+
+
+@dataclass(frozen=True)
+class Incoming(Generic[E]):
+    event: E
+    record: ConsumerRecord
+
+
+Handler = Callable[[UnitOfWork, Sequence[Incoming[E]]], Awaitable[None]]
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        location = ".".join(str(part) for part in error["loc"]) or "(message)"
+        problems.append(f"{location}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def decode(record: ConsumerRecord, model: type[E]) -> E | str:
+    """The event, or the reason it cannot be one."""
+    if record.value is None or record.value == b"":
+        return "empty message: no JSON document"
+    try:
+        return model.model_validate_json(record.value)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            return f"not valid JSON: {exc.errors()[0]['msg']}"
+        return f"does not match the {model.TOPIC} contract: {describe_validation_error(exc)}"
+
+
+class EventConsumer:
+    """Subscribes handlers of one service to topics with the delivery semantics above."""
+
+    def __init__(self, settings: Settings, service: str, engine: AsyncEngine, outbox: Table, inbox: Table) -> None:
+        self.settings = settings
+        self.service = service
+        self.engine = engine
+        self.outbox = outbox
+        self.inbox = inbox
+        self._failures: dict[tuple[str, int, int], int] = {}
+
+    def subscribe(
+        self, broker: KafkaBroker, topic: str, model: type[E], handler: Handler[E], *, name: str | None = None
+    ) -> None:
+        consumer_name = name or f"{self.service}.{handler.__name__}"
+        settings = self.settings
+
+        async def on_batch(body: Any, message: KafkaMessage) -> None:
+            records = message.raw_message
+            if not isinstance(records, tuple):
+                records = (records,)
+            done = await self.process(list(records), model, handler, consumer_name)
+            if done:
+                await message.ack()
+            else:
+                await message.nack()
+
+        on_batch.__name__ = f"on_{topic.replace('.', '_')}"
+        broker.subscriber(
+            topic,
+            group_id=settings.group_id(self.service),
+            batch=True,
+            max_records=settings.consumer_batch_size,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+            decoder=_raw_decoder,
+            title=f"{self.service}:{topic}",
+            description=model.__doc__,
+        )(on_batch)
+
+    async def process(
+        self, records: list[ConsumerRecord], model: type[E], handler: Handler[E], consumer_name: str
+    ) -> bool:
+        """Handle a batch. True when every record is settled (stored or dead-lettered)."""
+        key = (records[0].topic, records[0].partition, records[0].offset)
+        try:
+            await self._transaction(records, model, handler, consumer_name)
+        except Exception as exc:
+            if is_transient(exc):
+                return await self._back_off(key, exc)
+            if len(records) == 1:
+                return await self._one_with_attempts(records[0], model, handler, consumer_name, first_error=exc)
+            log.warning("%s: batch of %d failed (%s); handling one at a time", consumer_name, len(records), exc)
+            for record in records:
+                try:
+                    settled = await self._one_with_attempts(record, model, handler, consumer_name)
+                except Exception as single_exc:  # transient while going one by one
+                    return await self._back_off(key, single_exc)
+                if not settled:
+                    return False
+        self._failures.pop(key, None)
+        return True
+
+    async def _one_with_attempts(
+        self,
+        record: ConsumerRecord,
+        model: type[E],
+        handler: Handler[E],
+        consumer_name: str,
+        first_error: Exception | None = None,
+    ) -> bool:
+        attempts = 1 if first_error is not None else 0
+        error = first_error
+        while attempts < self.settings.consumer_max_attempts:
+            try:
+                await self._transaction([record], model, handler, consumer_name)
+                return True
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                attempts += 1
+                error = exc
+        assert error is not None
+        reason = f"handler failed after {attempts} attempts: {type(error).__name__}: {error}"
+        log.error("%s: dead-lettering %s/%d@%d: %s", consumer_name, record.topic, record.partition,
+                  record.offset, reason)
+        async with self.engine.begin() as conn:
+            uow = UnitOfWork(conn, self.outbox, self.service)
+            uow.dead_letter(record, reason, attempts)
+            decoded = decode(record, model)
+            if not isinstance(decoded, str):
+                await self._claim(conn, consumer_name, [decoded.event_id])
+            await uow.flush()
+        return True
+
+    async def _transaction(
+        self, records: list[ConsumerRecord], model: type[E], handler: Handler[E], consumer_name: str
+    ) -> None:
+        async with self.engine.begin() as conn:
+            uow = UnitOfWork(conn, self.outbox, self.service)
+            valid: list[Incoming[E]] = []
+            for record in records:
+                decoded = decode(record, model)
+                if isinstance(decoded, str):
+                    log.warning("%s: dead-lettering %s/%d@%d: %s", consumer_name, record.topic,
+                                record.partition, record.offset, decoded)
+                    uow.dead_letter(record, decoded)
+                else:
+                    valid.append(Incoming(decoded, record))
+            if valid:
+                claimed = await self._claim(conn, consumer_name, [item.event.event_id for item in valid])
+                fresh: list[Incoming[E]] = []
+                for item in valid:
+                    if item.event.event_id in claimed:
+                        claimed.discard(item.event.event_id)
+                        fresh.append(item)
+                if fresh:
+                    await handler(uow, fresh)
+            await uow.flush()
+
+    async def _claim(self, conn: Any, consumer_name: str, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Insert inbox rows; returns the ids not seen before."""
+        ids = select(func.unnest(literal(event_ids, ARRAY(UUID(as_uuid=True)))).label("event_id")).subquery()
+        statement = (
+            insert(self.inbox)
+            .from_select(["consumer", "event_id"], select(literal(consumer_name), ids.c.event_id))
+            .on_conflict_do_nothing()
+            .returning(self.inbox.c.event_id)
+        )
+        return set((await conn.execute(statement)).scalars())
+
+    async def _back_off(self, key: tuple[str, int, int], exc: BaseException) -> bool:
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = min(0.2 * 2 ** (failures - 1), self.settings.retry_backoff_max_seconds)
+        log.warning("%s: transient failure at %s/%d@%d (attempt %d), retrying in %.1fs: %s",
+                    self.service, *key, failures, delay, exc)
+        await asyncio.sleep(delay)
+        return False
+
+
+def _raw_decoder(message: Any) -> Any:
+    return None
+

@@ -1,0 +1,41 @@
+"""Inbox and outbox tables, one pair in each service's schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    """One row per event a consumer has processed: (consumer, event_id) is the dedupe key."""
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", Text, primary_key=True),
+        Column("event_id", UUID(as_uuid=True), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """Events written in the same transaction as the state change; the relay moves them to Kafka."""
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("topic", Text, nullable=False),
+        Column("key", LargeBinary, nullable=True),
+        Column("value", LargeBinary, nullable=True),
+        Column("headers", JSONB, nullable=False, server_default="[]"),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )

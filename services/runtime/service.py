@@ -1,0 +1,87 @@
+"""Builds a service's FastStream application: broker, consumer, outbox relay, background workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from sqlalchemy import MetaData, Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.runtime.broker import create_broker
+from services.runtime.consumer import EventConsumer
+from services.runtime.db import create_engine
+from services.runtime.relay import OutboxRelay
+from services.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    service: str
+    settings: Settings
+    engine: AsyncEngine
+    broker: KafkaBroker
+    consumer: EventConsumer
+    relay: OutboxRelay
+    outbox: Table
+
+
+Worker = Callable[[ServiceContext, asyncio.Event], Awaitable[None]]
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    metadata: MetaData
+    subscribe: Callable[[ServiceContext], None]
+    topics: list[str]
+    workers: list[Worker] = field(default_factory=list)
+
+    @property
+    def outbox(self) -> Table:
+        return self.metadata.tables[f"{self.name}.outbox"]
+
+    @property
+    def inbox(self) -> Table:
+        return self.metadata.tables[f"{self.name}.inbox"]
+
+
+def create_app(definition: ServiceDefinition, settings: Settings) -> FastStream:
+    engine = create_engine(settings, definition.name)
+    broker = create_broker(settings, definition.name)
+    consumer = EventConsumer(settings, definition.name, engine, definition.outbox, definition.inbox)
+    relay = OutboxRelay(settings, engine, definition.outbox, definition.name)
+    context = ServiceContext(definition.name, settings, engine, broker, consumer, relay, definition.outbox)
+    definition.subscribe(context)
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(relay.run(stop), name=f"{definition.name}-relay")]
+        tasks += [
+            asyncio.create_task(worker(context, stop), name=f"{definition.name}-{worker.__name__}")
+            for worker in definition.workers
+        ]
+        log.info("%s started", definition.name)
+        try:
+            yield
+        finally:
+            # The broker has stopped consuming by now; let the relay publish what is left, then stop.
+            with contextlib.suppress(Exception):
+                await relay.relay_once()
+            stop.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for task, result in zip(tasks, results, strict=True):
+                if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                    log.error("%s stopped with an error: %r", task.get_name(), result)
+            await engine.dispose()
+            log.info("%s stopped", definition.name)
+
+    return FastStream(broker, lifespan=lifespan)

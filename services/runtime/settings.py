@@ -1,0 +1,101 @@
+"""Settings read from the environment (prefix `OMS_`), shared by every service."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SERVICES = ("order_state", "invoicing", "shipping")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMS_", env_file=None, extra="ignore")
+
+    # Kafka
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_enable_idempotence: bool = Field(
+        default=True, description="Off only for brokers without InitProducerId (the embedded Tansu)."
+    )
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
+    kafka_max_poll_interval_ms: int = 300_000
+    kafka_topic_partitions: int = 6
+    kafka_replication_factor: int = 1
+    kafka_group_prefix: str = "oms"
+
+    # PostgreSQL: one URL for all services, or one per service (each service owns its own schema).
+    database_url: str = "postgresql+asyncpg://oms:oms@localhost:5432/oms"
+    order_state_database_url: str | None = None
+    invoicing_database_url: str | None = None
+    shipping_database_url: str | None = None
+    database_pool_size: int = 10
+
+    # Consuming
+    consumer_batch_size: int = 500
+    consumer_max_attempts: int = Field(default=3, description="Attempts before a failing message is dead-lettered.")
+    retry_backoff_max_seconds: float = 30.0
+    relay_batch_size: int = 1_000
+
+    # SMTP and invoices
+    smtp_host: str = "localhost"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_use_tls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    invoice_from: str = "Shop Billing <billing@shop.example>"
+    invoice_reply_to: str | None = None
+    invoice_bcc: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    invoice_reference_format: str = "{store}-INV-{number:06d}"
+    mail_retry_max_seconds: float = 300.0
+
+    default_process: str = "OmsDefault01"
+    split_delivery_enabled: bool = True
+    log_level: str = "INFO"
+
+    @field_validator("invoice_bcc", mode="before")
+    @classmethod
+    def _split_bcc(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def database_url_for(self, service: str) -> str:
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
+        return getattr(self, f"{service}_database_url") or self.database_url
+
+    def group_id(self, service: str) -> str:
+        return f"{self.kafka_group_prefix}.{service}"
+
+    def kafka_client_options(self) -> dict[str, object]:
+        """Connection options common to aiokafka producers, consumers and admin clients."""
+        options: dict[str, object] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        if self.kafka_security_protocol.endswith("SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile)
+        return options
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
