@@ -17,8 +17,12 @@ import typer
 
 from services.runtime.settings import SERVICES, Settings
 
-app = typer.Typer(help="Order management system: worker services on Kafka and PostgreSQL.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Order management system: worker services on Kafka and PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 schemas_app = typer.Typer(help="Event contracts.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
@@ -37,7 +41,8 @@ def _configure_logging(settings: Settings, name: str = "oms") -> None:
         format=f"%(asctime)s %(levelname)s {name} %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    for noisy in ("aiokafka", "alembic", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _settings() -> Settings:
@@ -150,8 +155,9 @@ def publish_samples(count: Annotated[int, typer.Option(min=1, max=100_000)] = 3)
     """Publish sample `order.placed` events, as a checkout would."""
     settings = _settings()
     references = asyncio.run(_retry(lambda: publish_samples_async(settings, count), "Kafka", timeout=15))
-    typer.echo(f"published {len(references)} orders: {', '.join(references[:10])}"
-               + (" ..." if len(references) > 10 else ""))
+    typer.echo(
+        f"published {len(references)} orders: {', '.join(references[:10])}" + (" ..." if len(references) > 10 else "")
+    )
 
 
 @app.command()
@@ -182,8 +188,11 @@ def schemas_export(
     from schemas.export import SCHEMA_DIR, render_all, write_all
 
     if check:
-        stale = [name for name, text in render_all().items()
-                 if not (SCHEMA_DIR / name).exists() or (SCHEMA_DIR / name).read_text() != text]
+        stale = [
+            name
+            for name, text in render_all().items()
+            if not (SCHEMA_DIR / name).exists() or (SCHEMA_DIR / name).read_text() != text
+        ]
         if stale:
             raise CliError(f"JSON Schema files out of date: {', '.join(stale)}; run `oms schemas export`")
         typer.echo("JSON Schema files are current")
@@ -199,8 +208,9 @@ def up(
     kafka_port: Annotated[int, typer.Option(help="0 picks a free port.")] = 19092,
     postgres_port: Annotated[int, typer.Option(help="0 picks a free port.")] = 15432,
     smtp_port: Annotated[int, typer.Option(help="0 picks a free port.")] = 11025,
-    keep_data: Annotated[bool, typer.Option(help="Keep the database of the last run (the broker never keeps data).")]
-    = False,
+    keep_data: Annotated[
+        bool, typer.Option(help="Keep the database of the last run (the broker never keeps data).")
+    ] = False,
 ) -> None:
     """Run everything on this machine: PostgreSQL, a Kafka-compatible broker, an SMTP sink, all services."""
     from services.runtime.embedded import EmbeddedStack, ServiceProcess
@@ -216,8 +226,13 @@ def up(
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    stack = EmbeddedStack(data_dir, kafka_port=kafka_port or None, postgres_port=postgres_port or None,
-                          smtp_port=smtp_port or None, fresh=not keep_data)
+    stack = EmbeddedStack(
+        data_dir,
+        kafka_port=kafka_port or None,
+        postgres_port=postgres_port or None,
+        smtp_port=smtp_port or None,
+        fresh=not keep_data,
+    )
     processes: list[ServiceProcess] = []
     typer.echo("starting PostgreSQL, the Tansu broker and the SMTP sink ...")
     stack.start()
@@ -258,8 +273,10 @@ def up(
         while not stopping:
             for process in processes:
                 if not process.running and not stopping:
-                    typer.echo(f"{process.service} exited ({process.process.returncode}); restarting, see "
-                               f"{process.log_file}", err=True)
+                    typer.echo(
+                        f"{process.service} exited ({process.process.returncode}); restarting, see {process.log_file}",
+                        err=True,
+                    )
                     process.start()
             time.sleep(0.5)
     finally:

@@ -18,8 +18,11 @@ def _address(first: str, last: str, street: str, zip_code: str, city: str) -> Ad
 def _totals(lines: list[PlacedLine]) -> Totals:
     subtotal = sum(line.unit_price * line.quantity for line in lines)
     expenses = {
-        (line.shipment.address.model_dump_json(), line.shipment.method.key, line.shipment.requested_delivery_date):
-            line.shipment.method.price
+        (
+            line.shipment.address.model_dump_json(),
+            line.shipment.method.key,
+            line.shipment.requested_delivery_date,
+        ): line.shipment.method.price
         for line in lines
     }
     expense_total = sum(expenses.values())
@@ -34,21 +37,44 @@ def sample_order(number: int, *, store: str = "DE", run: str | None = None) -> O
     home = _address("Anna", "Schmidt", "Julie-Wolfthorn-Straße 1", "10115", "Berlin")
     office = _address("Anna", "Schmidt", "Friedrichstraße 68", "10117", "Berlin")
     customer = Customer(
-        customer_reference=f"{store}--CUST-{number % 7 + 1}", email=f"customer{number}@example.com",
-        first_name="Anna", last_name="Schmidt", salutation="Ms",
+        customer_reference=f"{store}--CUST-{number % 7 + 1}",
+        email=f"customer{number}@example.com",
+        first_name="Anna",
+        last_name="Schmidt",
+        salutation="Ms",
     )
     home_standard = Shipment(address=home, method=STANDARD)
     lines = [
-        PlacedLine(sku="SKU-TSHIRT-M", name="Organic T-shirt, M", quantity=2, unit_price=1999, tax_rate=19,
-                   shipment=home_standard),
-        PlacedLine(sku="SKU-PALLET-WATER", name="Pallet of water", quantity=3, unit_price=4999, tax_rate=19,
-                   is_quantity_splittable=False, shipment=home_standard),
+        PlacedLine(
+            sku="SKU-TSHIRT-M",
+            name="Organic T-shirt, M",
+            quantity=2,
+            unit_price=1999,
+            tax_rate=19,
+            shipment=home_standard,
+        ),
+        PlacedLine(
+            sku="SKU-PALLET-WATER",
+            name="Pallet of water",
+            quantity=3,
+            unit_price=4999,
+            tax_rate=19,
+            is_quantity_splittable=False,
+            shipment=home_standard,
+        ),
     ]
     if number % 3 == 0:
         lines.append(
-            PlacedLine(sku="SKU-LAPTOP-14", name="Laptop 14\"", quantity=1, unit_price=89900, tax_rate=19,
-                       shipment=Shipment(address=office, method=EXPRESS,
-                                         requested_delivery_date=dt.date.today() + dt.timedelta(days=3)))
+            PlacedLine(
+                sku="SKU-LAPTOP-14",
+                name='Laptop 14"',
+                quantity=1,
+                unit_price=89900,
+                tax_rate=19,
+                shipment=Shipment(
+                    address=office, method=EXPRESS, requested_delivery_date=dt.date.today() + dt.timedelta(days=3)
+                ),
+            )
         )
     return OrderPlaced(
         order_reference=f"{store}--{run}-{number}",

@@ -25,7 +25,9 @@ def subscribe(context: ServiceContext) -> None:
     context.consumer.subscribe(context.broker, OrderCreated.TOPIC, OrderCreated, generate_invoices)
 
 
-DEFINITION = ServiceDefinition(name=SCHEMA, metadata=metadata, subscribe=subscribe, topics=[OrderCreated.TOPIC], workers=[deliver_emails])
+DEFINITION = ServiceDefinition(
+    name=SCHEMA, metadata=metadata, subscribe=subscribe, topics=[OrderCreated.TOPIC], workers=[deliver_emails]
+)
 
 
 def build(settings: Settings | None = None) -> FastStream:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def message_id_for(invoice_reference: str, purpose: str, settings: Settings) -> str:
+    """Fixed when the e-mail is queued, so every retry of it carries the same Message-ID."""
     domain = parseaddr(settings.invoice_from)[1].rpartition("@")[2] or "oms.local"
-    return f"<{purpose}.{invoice_reference}@{domain}>"
+    return f"<{purpose}.{invoice_reference}.{uuid.uuid4().hex[:12]}@{domain}>"
 
 
 async def take_numbers(uow: UnitOfWork, store: str, count: int) -> list[int]:
@@ -35,9 +37,7 @@ async def take_numbers(uow: UnitOfWork, store: str, count: int) -> list[int]:
     statement = (
         insert(invoice_sequence)
         .values(store=store, last_number=count)
-        .on_conflict_do_update(
-            index_elements=["store"], set_={"last_number": invoice_sequence.c.last_number + count}
-        )
+        .on_conflict_do_update(index_elements=["store"], set_={"last_number": invoice_sequence.c.last_number + count})
         .returning(invoice_sequence.c.last_number)
     )
     last = (await uow.conn.execute(statement)).scalar_one()
@@ -48,8 +48,9 @@ async def generate_invoices(uow: UnitOfWork, created: Sequence[Incoming[OrderCre
     """One invoice per order: numbered, rendered, queued for e-mail, announced."""
     references = [item.event.order_reference for item in created]
     existing = set(
-        (await uow.conn.execute(select(invoice.c.order_reference).where(invoice.c.order_reference.in_(references))))
-        .scalars()
+        (
+            await uow.conn.execute(select(invoice.c.order_reference).where(invoice.c.order_reference.in_(references)))
+        ).scalars()
     )
     todo: dict[str, OrderCreated] = {}
     for item in created:
@@ -99,9 +100,7 @@ async def generate_invoices(uow: UnitOfWork, created: Sequence[Incoming[OrderCre
                     "tax_total": figures.tax_total,
                     "grand_total": figures.grand_total,
                     "document": {
-                        "lines": [
-                            {**asdict(line), "tax_rate": str(line.tax_rate)} for line in figures.lines
-                        ],
+                        "lines": [{**asdict(line), "tax_rate": str(line.tax_rate)} for line in figures.lines],
                         "expenses": [
                             {**asdict(expense), "tax_rate": str(expense.tax_rate)} for expense in figures.expenses
                         ],

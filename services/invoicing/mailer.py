@@ -85,8 +85,12 @@ async def deliver_one(context: ServiceContext) -> bool:
     async with context.engine.begin() as conn:
         row = (
             await conn.execute(
-                select(invoice_email, invoice.c.order_reference, invoice.c.custom_order_reference,
-                       invoice.c.invoice_reference)
+                select(
+                    invoice_email,
+                    invoice.c.order_reference,
+                    invoice.c.custom_order_reference,
+                    invoice.c.invoice_reference,
+                )
                 .join(invoice, invoice.c.id == invoice_email.c.invoice_id)
                 .where(invoice_email.c.status == "pending", invoice_email.c.next_attempt_at <= datetime.now(UTC))
                 .order_by(invoice_email.c.next_attempt_at, invoice_email.c.id)
@@ -118,13 +122,17 @@ async def deliver_one(context: ServiceContext) -> bool:
             return True
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             delay = retry_delay(attempts, settings)
-            log.warning("invoice e-mail %s not sent (attempt %d), retrying in %s: %s",
-                        row.message_id, attempts, delay, exc)
+            log.warning(
+                "invoice e-mail %s not sent (attempt %d), retrying in %s: %s", row.message_id, attempts, delay, exc
+            )
             await conn.execute(
                 update(invoice_email)
                 .where(invoice_email.c.id == row.id)
-                .values(attempts=attempts, last_error=f"{type(exc).__name__}: {exc}",
-                        next_attempt_at=datetime.now(UTC) + delay)
+                .values(
+                    attempts=attempts,
+                    last_error=f"{type(exc).__name__}: {exc}",
+                    next_attempt_at=datetime.now(UTC) + delay,
+                )
             )
             return True
         await conn.execute(

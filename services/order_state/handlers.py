@@ -7,12 +7,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Integer, Text, func, literal_column, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
 
 from schemas import OrderCreated, OrderLine, OrderPlaced
 from services.order_state.domain.splitting import split_line
-from services.order_state.tables import sales_order, sales_order_item, sales_order_line
+from services.order_state.tables import sales_order, sales_order_line
 from services.runtime.consumer import Incoming
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
@@ -20,6 +20,19 @@ from services.runtime.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 
 INITIAL_STATE = "new"
+
+INSERT_ITEMS = text(
+    """
+    INSERT INTO order_state.sales_order_item (order_id, line_number, sku, quantity, state, state_changed_at)
+    SELECT l.order_id, l.line_number, l.sku, l.quantity_each, :state, :now
+    FROM unnest(CAST(:order_ids AS bigint[]), CAST(:line_numbers AS int[]), CAST(:skus AS text[]),
+                CAST(:counts AS int[]), CAST(:quantities AS int[]))
+         AS l(order_id, line_number, sku, item_count, quantity_each)
+    CROSS JOIN LATERAL generate_series(1, l.item_count) AS u(n)
+    ORDER BY l.order_id, l.line_number, u.n
+    RETURNING id, order_id, line_number
+    """
+)
 
 
 def process_for(order: OrderPlaced, settings: Settings) -> str:
@@ -95,30 +108,17 @@ async def place_orders(uow: UnitOfWork, placed: Sequence[Incoming[OrderPlaced]],
     await uow.conn.execute(insert(sales_order_line), line_rows)
 
     # All items of all orders in the batch in one statement: one row per unit of a split line.
-    lines = func.unnest(
-        func.cast(split_order_ids, ARRAY(BigInteger)),
-        func.cast(split_lines, ARRAY(Integer)),
-        func.cast(split_skus, ARRAY(Text)),
-        func.cast(split_counts, ARRAY(Integer)),
-        func.cast(split_quantities, ARRAY(Integer)),
-    ).table_valued("order_id", "line_number", "sku", "item_count", "quantity_each").alias("l")
-    units = func.generate_series(1, lines.c.item_count).table_valued("n").lateral().alias("u")
     created = await uow.conn.execute(
-        insert(sales_order_item)
-        .from_select(
-            ["order_id", "line_number", "sku", "quantity", "state", "state_changed_at"],
-            select(
-                lines.c.order_id,
-                lines.c.line_number,
-                lines.c.sku,
-                lines.c.quantity_each,
-                literal_column(f"'{INITIAL_STATE}'"),
-                func.cast(now, sales_order_item.c.state_changed_at.type),
-            )
-            .select_from(lines.join(units, literal_column("true")))
-            .order_by(lines.c.order_id, lines.c.line_number, units.c.n),
-        )
-        .returning(sales_order_item.c.id, sales_order_item.c.order_id, sales_order_item.c.line_number)
+        INSERT_ITEMS,
+        {
+            "order_ids": split_order_ids,
+            "line_numbers": split_lines,
+            "skus": split_skus,
+            "counts": split_counts,
+            "quantities": split_quantities,
+            "state": INITIAL_STATE,
+            "now": now,
+        },
     )
     item_ids: dict[tuple[int, int], list[int]] = defaultdict(list)
     for item_id, order_id, line_number in created:

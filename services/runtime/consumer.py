@@ -152,8 +152,9 @@ class EventConsumer:
                 error = exc
         assert error is not None
         reason = f"handler failed after {attempts} attempts: {type(error).__name__}: {error}"
-        log.error("%s: dead-lettering %s/%d@%d: %s", consumer_name, record.topic, record.partition,
-                  record.offset, reason)
+        log.error(
+            "%s: dead-lettering %s/%d@%d: %s", consumer_name, record.topic, record.partition, record.offset, reason
+        )
         async with self.engine.begin() as conn:
             uow = UnitOfWork(conn, self.outbox, self.service)
             uow.dead_letter(record, reason, attempts)
@@ -172,8 +173,14 @@ class EventConsumer:
             for record in records:
                 decoded = decode(record, model)
                 if isinstance(decoded, str):
-                    log.warning("%s: dead-lettering %s/%d@%d: %s", consumer_name, record.topic,
-                                record.partition, record.offset, decoded)
+                    log.warning(
+                        "%s: dead-lettering %s/%d@%d: %s",
+                        consumer_name,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        decoded,
+                    )
                     uow.dead_letter(record, decoded)
                 else:
                     valid.append(Incoming(decoded, record))
@@ -203,12 +210,17 @@ class EventConsumer:
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
         delay = min(0.2 * 2 ** (failures - 1), self.settings.retry_backoff_max_seconds)
-        log.warning("%s: transient failure at %s/%d@%d (attempt %d), retrying in %.1fs: %s",
-                    self.service, *key, failures, delay, exc)
+        log.warning(
+            "%s: transient failure at %s/%d@%d (attempt %d), retrying in %.1fs: %s",
+            self.service,
+            *key,
+            failures,
+            delay,
+            exc,
+        )
         await asyncio.sleep(delay)
         return False
 
 
 def _raw_decoder(message: Any) -> Any:
     return None
-

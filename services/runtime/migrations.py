@@ -56,15 +56,16 @@ def run_env(schema: str, target_metadata: MetaData) -> None:
 
     async def run() -> None:
         engine = create_async_engine(url, poolclass=NullPool)
+        lock = {"name": f"oms.migrate.{schema}"}
         try:
             async with engine.connect() as conn:
                 # Several replicas may start at once: one migrates, the others wait and find nothing to do.
-                await conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), {"name": f"oms.migrate.{schema}"})
+                await conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), lock)
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
                 await conn.commit()
                 await conn.run_sync(migrate)
                 await conn.commit()
-                await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": f"oms.migrate.{schema}"})
+                await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), lock)
         finally:
             await engine.dispose()
 
