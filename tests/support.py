@@ -1,0 +1,124 @@
+"""What the integration and end-to-end tests use to act and look like a user: a plain aiokafka
+producer, topic readers, SQL queries, the SMTP sink's files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.runtime.embedded import ReceivedMail, SmtpSink, wait_until
+from services.runtime.settings import Settings
+from services.samples import sample_order
+
+BCC = ["audit@shop.example", "books@shop.example"]
+
+
+def new_order(number: int = 1, **changes: Any) -> dict[str, Any]:
+    """An order.placed document as checkout would send it (plain JSON, not a project model)."""
+    order = json.loads(sample_order(number, run=uuid.uuid4().hex[:8].upper()).model_dump_json())
+    order.update(changes)
+    return order
+
+
+async def publish_raw(settings: Settings, topic: str, payloads: list[tuple[bytes | None, bytes]]) -> None:
+    """Publish with a plain aiokafka producer: (key, value) pairs."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False)
+    await producer.start()
+    try:
+        for key, value in payloads:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def publish_orders(settings: Settings, orders: list[dict[str, Any]]) -> None:
+    await publish_raw(
+        settings,
+        "order.placed",
+        [(order["order_reference"].encode(), json.dumps(order).encode()) for order in orders],
+    )
+
+
+class TopicReader:
+    """Reads a topic from its beginning, without a consumer group (nothing is committed)."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.records: list[Any] = []
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> TopicReader:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_auto_commit=False, group_id=None
+        )
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self.topic)
+        for _ in range(50):
+            if partitions:
+                break
+            await asyncio.sleep(0.1)
+            await self._consumer._client.force_metadata_update()
+            partitions = self._consumer.partitions_for_topic(self.topic)
+        self._consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions or [])])
+        await self._consumer.seek_to_beginning()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._consumer is not None
+        await self._consumer.stop()
+
+    async def poll(self) -> list[Any]:
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(timeout_ms=200)
+        for records in batches.values():
+            self.records.extend(records)
+        return self.records
+
+    async def wait_for(self, predicate: Callable[[list[Any]], Any], timeout: float = 30) -> list[Any]:
+        async def check() -> Any:
+            await self.poll()
+            return predicate(self.records)
+
+        await wait_until(check, timeout=timeout, interval=0.05)
+        return self.records
+
+    def events(self, order_reference: str | None = None) -> list[dict[str, Any]]:
+        found = []
+        for record in self.records:
+            try:
+                event = json.loads(record.value)
+            except (TypeError, ValueError):
+                continue
+            if order_reference is None or event.get("order_reference") == order_reference:
+                found.append(event)
+        return found
+
+
+async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text(sql), params)).all())
+
+
+async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
+    async with engine.connect() as conn:
+        return (await conn.execute(text(sql), params)).scalar()
+
+
+def mails_to(sink: SmtpSink, recipient: str) -> list[ReceivedMail]:
+    return [mail for mail in sink.received() if recipient in mail.rcpt_tos]
+
+
+async def settle(seconds: float = 1.5) -> None:
+    """Give in-flight work a moment so that 'nothing more happened' assertions mean something."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
