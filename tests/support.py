@@ -23,7 +23,9 @@ BCC = ["audit@shop.example", "books@shop.example"]
 
 def new_order(number: int = 1, **changes: Any) -> dict[str, Any]:
     """An order.placed document as checkout would send it (plain JSON, not a project model)."""
-    order = json.loads(sample_order(number, run=uuid.uuid4().hex[:8].upper()).model_dump_json())
+    run = uuid.uuid4().hex[:8].upper()
+    order = json.loads(sample_order(number, run=run).model_dump_json())
+    order["customer"]["email"] = f"customer-{run.lower()}-{number}@example.com"
     order.update(changes)
     return order
 
