@@ -44,14 +44,15 @@ async def test_duplicate_delivery_and_full_replay_change_nothing(settings, servi
 
     await publish_orders(settings, [order, order])  # same event_id twice
     await wait_until(lambda: mails_to(servers.sink, email), timeout=30)
-    await wait_until(lambda: scalar(engine, "SELECT count(*) FROM shipping.shipment WHERE order_reference = :r",
-                                    r=reference))
+    await wait_until(
+        lambda: scalar(engine, "SELECT count(*) FROM shipping.shipment WHERE order_reference = :r", r=reference)
+    )
     await settle()
     before = await counts(engine, reference)
-    assert before == {"orders": 1, "items": 4, "invoices": 1, "emails_sent": 1, "shipments": 2,
-                      "shipment_items": 4}
-    shipments_before = await rows(engine, "SELECT id, group_key FROM shipping.shipment WHERE order_reference = :r "
-                                          "ORDER BY id", r=reference)
+    assert before == {"orders": 1, "items": 4, "invoices": 1, "emails_sent": 1, "shipments": 2, "shipment_items": 4}
+    shipments_before = await rows(
+        engine, "SELECT id, group_key FROM shipping.shipment WHERE order_reference = :r ORDER BY id", r=reference
+    )
 
     # Every consumer group back to offset 0, as an operator would do it.
     services.stop()
@@ -64,14 +65,22 @@ async def test_duplicate_delivery_and_full_replay_change_nothing(settings, servi
     marker = new_order(1)
     await publish_orders(settings, [marker])
     await wait_until(lambda: mails_to(servers.sink, marker["customer"]["email"]), timeout=60)
-    await wait_until(lambda: scalar(engine, "SELECT count(*) FROM shipping.shipment WHERE order_reference = :r",
-                                    r=marker["order_reference"]), timeout=30)
+    await wait_until(
+        lambda: scalar(
+            engine, "SELECT count(*) FROM shipping.shipment WHERE order_reference = :r", r=marker["order_reference"]
+        ),
+        timeout=30,
+    )
     await settle()
 
     assert await counts(engine, reference) == before
     assert len(mails_to(servers.sink, email)) == 1
-    assert await rows(engine, "SELECT id, group_key FROM shipping.shipment WHERE order_reference = :r "
-                              "ORDER BY id", r=reference) == shipments_before
+    assert (
+        await rows(
+            engine, "SELECT id, group_key FROM shipping.shipment WHERE order_reference = :r ORDER BY id", r=reference
+        )
+        == shipments_before
+    )
     async with TopicReader(settings, "order.created") as reader:
         await reader.wait_for(lambda _: reader.events(marker["order_reference"]))
         assert len({event["event_id"] for event in reader.events(reference)}) == 1
@@ -89,9 +98,16 @@ async def test_undecodable_and_invalid_messages_are_dead_lettered_and_the_stream
         [(key, b"this is { not json"), (key, json.dumps(broken).encode()), (key, json.dumps(valid).encode())],
     )
 
-    await wait_until(lambda: scalar(engine, "SELECT count(*) FROM order_state.sales_order WHERE order_reference = :r",
-                                    r=valid["order_reference"]), timeout=30)
+    await wait_until(
+        lambda: scalar(
+            engine,
+            "SELECT count(*) FROM order_state.sales_order WHERE order_reference = :r",
+            r=valid["order_reference"],
+        ),
+        timeout=30,
+    )
     async with TopicReader(settings, "dlq.order_state") as reader:
+
         def mine(records):
             return [r for r in records if r.key == key]
 
@@ -108,8 +124,14 @@ async def test_undecodable_and_invalid_messages_are_dead_lettered_and_the_stream
     reason = dict(invalid.headers)["dlq.reason"].decode()
     assert "does not match the order.placed contract" in reason
     assert "customer: Field required" in reason and "lines: Field required" in reason
-    assert await scalar(engine, "SELECT count(*) FROM order_state.sales_order WHERE order_reference = :r",
-                        r=valid["order_reference"]) == 1
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM order_state.sales_order WHERE order_reference = :r",
+            r=valid["order_reference"],
+        )
+        == 1
+    )
 
 
 async def test_a_service_stopped_mid_stream_loses_and_duplicates_nothing(settings, services, engine):
@@ -118,12 +140,16 @@ async def test_a_service_stopped_mid_stream_loses_and_duplicates_nothing(setting
 
     async def stream() -> None:
         for start in range(0, len(orders), 10):
-            await publish_orders(settings, orders[start:start + 10])
+            await publish_orders(settings, orders[start : start + 10])
             await asyncio.sleep(0.02)
 
     publishing = asyncio.create_task(stream())
-    await wait_until(lambda: scalar(engine, "SELECT count(*) FROM order_state.sales_order "
-                                            "WHERE order_reference = ANY(:r)", r=references), timeout=30)
+    await wait_until(
+        lambda: scalar(
+            engine, "SELECT count(*) FROM order_state.sales_order WHERE order_reference = ANY(:r)", r=references
+        ),
+        timeout=30,
+    )
     services.processes["order_state"].kill()  # a crash, not a polite stop
     await asyncio.sleep(1)
     services.start("order_state")
@@ -133,18 +159,27 @@ async def test_a_service_stopped_mid_stream_loses_and_duplicates_nothing(setting
     await publishing
 
     async def all_through() -> bool:
-        return await scalar(engine, "SELECT count(*) FROM invoicing.invoice WHERE order_reference = ANY(:r)",
-                            r=references) == len(orders)
+        return await scalar(
+            engine, "SELECT count(*) FROM invoicing.invoice WHERE order_reference = ANY(:r)", r=references
+        ) == len(orders)
 
     await wait_until(all_through, timeout=90)
     await settle()
-    assert await scalar(engine, "SELECT count(*) FROM order_state.sales_order WHERE order_reference = ANY(:r)",
-                        r=references) == len(orders)
-    assert await scalar(engine, "SELECT count(DISTINCT order_reference) FROM invoicing.invoice "
-                                "WHERE order_reference = ANY(:r)", r=references) == len(orders)
-    per_order = await rows(engine, "SELECT o.order_reference, count(i.id) FROM order_state.sales_order o "
-                                   "JOIN order_state.sales_order_item i ON i.order_id = o.id "
-                                   "WHERE o.order_reference = ANY(:r) GROUP BY 1", r=references)
+    assert await scalar(
+        engine, "SELECT count(*) FROM order_state.sales_order WHERE order_reference = ANY(:r)", r=references
+    ) == len(orders)
+    assert await scalar(
+        engine,
+        "SELECT count(DISTINCT order_reference) FROM invoicing.invoice WHERE order_reference = ANY(:r)",
+        r=references,
+    ) == len(orders)
+    per_order = await rows(
+        engine,
+        "SELECT o.order_reference, count(i.id) FROM order_state.sales_order o "
+        "JOIN order_state.sales_order_item i ON i.order_id = o.id "
+        "WHERE o.order_reference = ANY(:r) GROUP BY 1",
+        r=references,
+    )
     expected = {order["order_reference"]: 3 if len(order["lines"]) == 2 else 4 for order in orders}
     assert dict(per_order) == expected
     async with TopicReader(settings, "order.created") as reader:

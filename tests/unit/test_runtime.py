@@ -1,0 +1,60 @@
+"""Pure parts of the runtime: settings, error classification, decoding with reasons."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy import exc as sa_exc
+
+from schemas import OrderPlaced
+from services.runtime.consumer import decode
+from services.runtime.errors import PermanentError, is_transient
+from services.runtime.settings import Settings
+from services.samples import sample_order
+
+
+def record(value: bytes | None) -> ConsumerRecord:
+    return ConsumerRecord("order.placed", 0, 7, 0, 0, b"k", value, None, 0, 0, [])
+
+
+def test_decode_gives_the_event_or_the_reason():
+    order = sample_order(1, run="R1")
+    assert decode(record(order.model_dump_json().encode()), OrderPlaced) == order
+    assert decode(record(None), OrderPlaced) == "empty message: no JSON document"
+    assert decode(record(b"{nope"), OrderPlaced).startswith("not valid JSON")
+    reason = decode(record(b'{"event_type": "order.placed"}'), OrderPlaced)
+    assert reason.startswith("does not match the order.placed contract")
+    assert "order_reference: Field required" in reason
+
+
+def test_transient_failures_are_told_apart():
+    assert is_transient(ConnectionRefusedError())
+    assert is_transient(TimeoutError())
+    assert is_transient(asyncpg.exceptions.SerializationError("conflict"))
+    wrapped = sa_exc.OperationalError("SELECT 1", {}, ConnectionResetError())
+    assert is_transient(wrapped)
+    assert not is_transient(ValueError("bad data"))
+    assert not is_transient(PermanentError("never"))
+    assert not is_transient(sa_exc.IntegrityError("INSERT", {}, Exception("duplicate key")))
+
+
+def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("OMS_INVOICE_BCC", "audit@shop.example, books@shop.example")
+    monkeypatch.setenv("OMS_SHIPPING_DATABASE_URL", "postgresql+asyncpg://x@db2/ship")
+    settings = Settings()
+    assert settings.invoice_bcc == ["audit@shop.example", "books@shop.example"]
+    assert settings.database_url_for("shipping") == "postgresql+asyncpg://x@db2/ship"
+    assert settings.database_url_for("invoicing") == settings.database_url
+    with pytest.raises(ValueError, match="unknown service"):
+        settings.database_url_for("billing")
+
+
+def test_sasl_settings_reach_the_kafka_clients(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("OMS_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("OMS_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("OMS_KAFKA_SASL_USERNAME", "oms")
+    monkeypatch.setenv("OMS_KAFKA_SASL_PASSWORD", "secret")
+    options = Settings().kafka_client_options()
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_password"] == "secret"
