@@ -188,3 +188,28 @@ async def test_a_service_stopped_mid_stream_loses_and_duplicates_nothing(setting
     # Relayed at least once; a crash between send and commit may repeat an event, but never with
     # another id: consumers dedupe by event_id.
     assert len({event["event_id"] for event in mine}) == len(orders)
+
+
+async def test_a_second_order_with_a_taken_reference_is_dead_lettered_not_merged(settings, services, engine):
+    first = new_order(1)
+    impostor = new_order(2, order_reference=first["order_reference"])
+    await publish_orders(settings, [first])
+    await wait_until(
+        lambda: scalar(
+            engine,
+            "SELECT count(*) FROM order_state.sales_order WHERE order_reference = :r",
+            r=first["order_reference"],
+        )
+    )
+    await publish_orders(settings, [impostor])
+    async with TopicReader(settings, "dlq.order_state") as reader:
+        await reader.wait_for(lambda _: reader.events(first["order_reference"]))
+        dead = [r for r in reader.records if r.key == first["order_reference"].encode()]
+    assert json.loads(dead[0].value)["event_id"] == impostor["event_id"]
+    assert "already taken" in dict(dead[0].headers)["dlq.reason"].decode()
+    stored = await rows(
+        engine,
+        "SELECT placed_event_id::text AS id FROM order_state.sales_order WHERE order_reference = :r",
+        r=first["order_reference"],
+    )
+    assert [row.id for row in stored] == [first["event_id"]]

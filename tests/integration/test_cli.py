@@ -63,9 +63,25 @@ def test_committed_json_schemas_are_current_according_to_the_cli():
 def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path):
     data_dir = tmp_path / "oms"
     process = subprocess.Popen(
-        [sys.executable, "-m", "services", "up", "--data-dir", str(data_dir), "--samples", "2",
-         "--kafka-port", "0", "--postgres-port", "0", "--smtp-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "services",
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--samples",
+            "2",
+            "--kafka-port",
+            "0",
+            "--postgres-port",
+            "0",
+            "--smtp-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     output: list[str] = []
     children: list[psutil.Process] = []
