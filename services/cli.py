@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from services.order_state.cli_process import process_app
 from services.runtime.settings import SERVICES, Settings
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ schemas_app = typer.Typer(help="Event contracts.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(topics_app, name="topics")
+app.add_typer(process_app, name="process")
 
 log = logging.getLogger("oms")
 

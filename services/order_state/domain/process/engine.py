@@ -1,0 +1,201 @@
+"""Applies an event to the items of one order: pure planning, no I/O.
+
+For each item the transitions leaving its state on the event are tried: a transition whose
+condition holds is taken before an unconditional one (Spryker's rule; among several, the first in
+document order); the event's command runs once per transition taken, for all the items taking it;
+a command that fails leaves those items in their source state. Entering a state with an `onEnter`
+event fires that event at once, and so on. The plan lists every move, the final state per item and
+the timeouts to record; the caller writes it with a handful of set-based statements.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from schemas.envelope import Event
+from services.order_state.domain.process.model import Process, Transition
+from services.order_state.domain.process.plugins import CommandCall, ItemFacts, OrderFacts, PluginRegistry
+
+log = logging.getLogger(__name__)
+
+MAX_CHAIN = 32
+
+
+@dataclass(frozen=True)
+class Move:
+    item_ids: list[int]
+    source: str
+    target: str
+    event: str | None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    item_id: int
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    command: str
+    event: str | None
+    source: str
+    target: str
+    item_ids: list[int]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Timeout:
+    state: str
+    event: str
+    due_at: datetime
+    item_ids: list[int]
+
+
+@dataclass
+class Plan:
+    moves: list[Move] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    commands: list[CommandRun] = field(default_factory=list)
+    emitted: list[Event] = field(default_factory=list)
+    final_states: dict[int, str] = field(default_factory=dict)
+    original_states: dict[int, str] = field(default_factory=dict)
+    timeouts: list[Timeout] = field(default_factory=list)
+
+    @property
+    def changed(self) -> dict[int, str]:
+        """Items whose state differs now, with their new state."""
+        return {item: state for item, state in self.final_states.items() if state != self.original_states[item]}
+
+    @property
+    def failed(self) -> list[CommandRun]:
+        return [run for run in self.commands if run.error is not None]
+
+
+class Engine:
+    def __init__(self, process: Process, plugins: PluginRegistry) -> None:
+        self.process = process
+        self.plugins = plugins
+
+    def choose(self, transitions: tuple[Transition, ...], order: OrderFacts, item: ItemFacts) -> Transition | None:
+        for transition in transitions:
+            if transition.condition is not None and self.plugins.conditions[transition.condition](order, item):
+                return transition
+        return next((t for t in transitions if t.condition is None), None)
+
+    def apply(
+        self, order: OrderFacts, items: list[ItemFacts], event: str | None, now: datetime, *, refuse: bool = True
+    ) -> Plan:
+        """Fire `event` (None: the transitions without an event) on `items`, then the onEnter chain."""
+        plan = Plan()
+        current: dict[int, ItemFacts] = {item.id: item for item in items}
+        plan.original_states = {item.id: item.state for item in items}
+        # One round fires one event per group of items; onEnter events make the next round.
+        round_: dict[tuple[str | None, str], list[ItemFacts]] = defaultdict(list)
+        for item in items:
+            round_[(event, item.state)].append(item)
+        depth = 0
+        first = True
+        while round_ and depth < MAX_CHAIN:
+            entered: dict[str, list[ItemFacts]] = defaultdict(list)
+            for (name, state), group in round_.items():
+                moved = self._fire(plan, order, group, name, state, now, refuse=refuse and first)
+                for item in moved:
+                    current[item.id] = item
+                    entered[item.state].append(item)
+            round_ = defaultdict(list)
+            for state, group in entered.items():
+                follow = self.process.on_enter_event(state)
+                if follow is not None:
+                    round_[(follow, state)].extend(group)
+            depth += 1
+            first = False
+        if round_:
+            log.error("process %s: onEnter chain longer than %d events; stopped", self.process.name, MAX_CHAIN)
+        plan.final_states = {item_id: item.state for item_id, item in current.items()}
+        self._timeouts(plan, order, current, now)
+        return plan
+
+    def _fire(
+        self,
+        plan: Plan,
+        order: OrderFacts,
+        group: list[ItemFacts],
+        event: str | None,
+        state: str,
+        now: datetime,
+        *,
+        refuse: bool,
+    ) -> list[ItemFacts]:
+        if event is None:
+            transitions = self.process.eventless(state)
+        else:
+            transitions = self.process.transitions_on(state, event)
+        if not transitions:
+            if refuse:
+                reason = (
+                    f'item is in state "{state}", which has no transition on event "{event}"'
+                    if state in self.process.states
+                    else f'item is in state "{state}", which process {self.process.name} does not know'
+                )
+                plan.refused.extend(Refusal(item.id, state, reason) for item in group)
+            return []
+        by_transition: dict[Transition, list[ItemFacts]] = defaultdict(list)
+        if all(t.condition is None for t in transitions):
+            by_transition[transitions[0]] = group
+        else:
+            for item in group:
+                chosen = self.choose(transitions, order, item)
+                if chosen is None:
+                    if refuse:
+                        plan.refused.append(
+                            Refusal(item.id, state, f'no condition of event "{event}" holds in state "{state}"')
+                        )
+                else:
+                    by_transition[chosen].append(item)
+        moved: list[ItemFacts] = []
+        command = self.process.events[event].command if event is not None else None
+        for transition, takers in by_transition.items():
+            ids = [item.id for item in takers]
+            if command is not None:
+                call = CommandCall(order, event or "", transition.source, transition.target, ids)
+                try:
+                    self.plugins.commands[command](call)
+                except Exception as exc:
+                    log.warning(
+                        "command %s failed for %d items of %s: %s", command, len(ids), order.order_reference, exc
+                    )
+                    plan.commands.append(
+                        CommandRun(
+                            command, event, transition.source, transition.target, ids, f"{type(exc).__name__}: {exc}"
+                        )
+                    )
+                    continue
+                plan.commands.append(CommandRun(command, event, transition.source, transition.target, ids))
+                plan.emitted.extend(call.emitted)
+            plan.moves.append(Move(ids, transition.source, transition.target, event))
+            moved.extend(
+                ItemFacts(id=item.id, sku=item.sku, quantity=item.quantity, state=transition.target) for item in takers
+            )
+        return moved
+
+    def _timeouts(self, plan: Plan, order: OrderFacts, current: dict[int, ItemFacts], now: datetime) -> None:
+        entered: dict[str, list[int]] = defaultdict(list)
+        for item_id, state in plan.changed.items():
+            entered[state].append(item_id)
+        for state, ids in entered.items():
+            for event in self.process.timeout_events(state):
+                plan.timeouts.append(Timeout(state, event.name, self.due_at(order, event.name, now), ids))
+
+    def due_at(self, order: OrderFacts, event: str, entered_at: datetime) -> datetime:
+        definition = self.process.events[event]
+        if definition.timeout_processor is not None:
+            processor = self.plugins.timeout_processors[definition.timeout_processor]
+            return processor(order, definition.timeout, entered_at)
+        assert definition.timeout is not None
+        return entered_at + definition.timeout
