@@ -1,8 +1,16 @@
 """Event contracts shared by every service. One pydantic model per event; see `registry`."""
 
 from schemas.envelope import Event, Money
-from schemas.invoices import InvoiceGenerated, InvoiceSent
-from schemas.items import ItemStateChanged, ItemTransition
+from schemas.invoices import InvoiceGenerated, InvoiceGenerationRequested, InvoiceSent
+from schemas.items import (
+    ItemStateChanged,
+    OrderItemEventRejected,
+    OrderItemEventRequested,
+    RefusedItem,
+    StateChange,
+    from_ranges,
+    to_ranges,
+)
 from schemas.orders import (
     Address,
     Customer,
@@ -23,17 +31,23 @@ __all__ = [
     "Customer",
     "Event",
     "InvoiceGenerated",
+    "InvoiceGenerationRequested",
     "InvoiceSent",
     "ItemStateChanged",
-    "ItemTransition",
     "Money",
     "OrderCreated",
+    "OrderItemEventRejected",
+    "OrderItemEventRequested",
     "OrderLine",
     "OrderPlaced",
     "PlacedLine",
+    "RefusedItem",
     "Shipment",
     "ShipmentCreated",
     "ShipmentMethod",
+    "StateChange",
     "Totals",
+    "from_ranges",
     "model_for_topic",
+    "to_ranges",
 ]

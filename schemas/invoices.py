@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import EmailStr
+from pydantic import EmailStr, Field
 
 from schemas.envelope import CurrencyCode, Event, MinorUnits
+
+
+class InvoiceGenerationRequested(Event):
+    """Sent by the order process (command Invoice/Generate) when its items reach invoice generation."""
+
+    TOPIC: ClassVar[str] = "invoice.generation_requested"
+    event_type: Literal["invoice.generation_requested"] = "invoice.generation_requested"
+    item_ids: list[int] = Field(default_factory=list)
 
 
 class InvoiceGenerated(Event):

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from schemas.envelope import Event
-from schemas.invoices import InvoiceGenerated, InvoiceSent
-from schemas.items import ItemStateChanged
+from schemas.invoices import InvoiceGenerated, InvoiceGenerationRequested, InvoiceSent
+from schemas.items import ItemStateChanged, OrderItemEventRejected, OrderItemEventRequested
 from schemas.orders import OrderCreated, OrderPlaced
 from schemas.shipments import ShipmentCreated
 
 EVENT_MODELS: dict[str, type[Event]] = {
     model.TOPIC: model
-    for model in (OrderPlaced, OrderCreated, ItemStateChanged, InvoiceGenerated, InvoiceSent, ShipmentCreated)
+    for model in (
+        OrderPlaced,
+        OrderCreated,
+        ItemStateChanged,
+        OrderItemEventRequested,
+        OrderItemEventRejected,
+        InvoiceGenerationRequested,
+        InvoiceGenerated,
+        InvoiceSent,
+        ShipmentCreated,
+    )
 }
 
 

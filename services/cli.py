@@ -174,7 +174,7 @@ def replay(
     from services.runtime.replay import GroupBusy, rewind_group
 
     for name in services:
-        topics = service_definition(name).topics
+        topics = service_definition(name).topics(settings)
         try:
             rewound = asyncio.run(rewind_group(settings, settings.group_id(name), topics))
         except GroupBusy as exc:

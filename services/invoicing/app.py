@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from faststream import FastStream
 
-from schemas import OrderCreated
+from schemas import InvoiceGenerationRequested, OrderCreated
 from services.invoicing import handlers
 from services.invoicing.mailer import deliver_emails
 from services.invoicing.tables import SCHEMA, metadata
@@ -19,14 +19,26 @@ from services.runtime.unit_of_work import UnitOfWork
 def subscribe(context: ServiceContext) -> None:
     settings = context.settings
 
-    async def generate_invoices(uow: UnitOfWork, created: Sequence[Incoming[OrderCreated]]) -> None:
-        await handlers.generate_invoices(uow, created, settings)
+    async def remember_orders(uow: UnitOfWork, created: Sequence[Incoming[OrderCreated]]) -> None:
+        await handlers.remember_orders(uow, created, settings)
 
-    context.consumer.subscribe(context.broker, OrderCreated.TOPIC, OrderCreated, generate_invoices)
+    async def answer_generation_requests(
+        uow: UnitOfWork, requests: Sequence[Incoming[InvoiceGenerationRequested]]
+    ) -> None:
+        await handlers.answer_generation_requests(uow, requests, settings)
+
+    context.consumer.subscribe(context.broker, OrderCreated.TOPIC, OrderCreated, remember_orders)
+    context.consumer.subscribe(
+        context.broker, InvoiceGenerationRequested.TOPIC, InvoiceGenerationRequested, answer_generation_requests
+    )
 
 
 DEFINITION = ServiceDefinition(
-    name=SCHEMA, metadata=metadata, subscribe=subscribe, topics=[OrderCreated.TOPIC], workers=[deliver_emails]
+    name=SCHEMA,
+    metadata=metadata,
+    subscribe=subscribe,
+    topics=lambda _settings: [OrderCreated.TOPIC, InvoiceGenerationRequested.TOPIC],
+    workers=[deliver_emails],
 )
 
 

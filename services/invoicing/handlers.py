@@ -13,12 +13,13 @@ from email.utils import parseaddr
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from schemas import InvoiceGenerated, OrderCreated
+from schemas import InvoiceGenerated, InvoiceGenerationRequested, OrderCreated
 from services.invoicing.domain.document import compute_figures
 from services.invoicing.domain.numbering import format_invoice_reference
 from services.invoicing.render import render_invoice
-from services.invoicing.tables import invoice, invoice_email, invoice_sequence
+from services.invoicing.tables import invoice, invoice_email, invoice_sequence, order_snapshot
 from services.runtime.consumer import Incoming
+from services.runtime.errors import RetryLater
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
 
@@ -44,22 +45,84 @@ async def take_numbers(uow: UnitOfWork, store: str, count: int) -> list[int]:
     return list(range(last - count + 1, last + 1))
 
 
-async def generate_invoices(uow: UnitOfWork, created: Sequence[Incoming[OrderCreated]], settings: Settings) -> None:
-    """One invoice per order: numbered, rendered, queued for e-mail, announced."""
-    references = [item.event.order_reference for item in created]
+async def remember_orders(uow: UnitOfWork, created: Sequence[Incoming[OrderCreated]], settings: Settings) -> None:
+    """Keep each new order; invoice it now when invoices are made at placement (the default)."""
+    await uow.conn.execute(
+        insert(order_snapshot)
+        .values(
+            [{"order_reference": i.event.order_reference, "payload": i.event.model_dump(mode="json")} for i in created]
+        )
+        .on_conflict_do_nothing()
+    )
+    if settings.invoice_trigger == "order.created":
+        await generate_invoices(uow, [item.event for item in created], settings)
+
+
+async def answer_generation_requests(
+    uow: UnitOfWork, requests: Sequence[Incoming[InvoiceGenerationRequested]], settings: Settings
+) -> None:
+    """The order process asks for the invoice: make it if there is none yet, else announce the one there is,
+    so the process moves on either way."""
+    references = [item.event.order_reference for item in requests]
+    invoices = {
+        row.order_reference: row
+        for row in await uow.conn.execute(select(invoice).where(invoice.c.order_reference.in_(references)))
+    }
+    missing = [reference for reference in dict.fromkeys(references) if reference not in invoices]
+    snapshots = {
+        row.order_reference: OrderCreated.model_validate(row.payload)
+        for row in await uow.conn.execute(select(order_snapshot).where(order_snapshot.c.order_reference.in_(missing)))
+    }
+    absent = [reference for reference in missing if reference not in snapshots]
+    if absent:
+        raise RetryLater(f"invoice requested before order.created arrived for {', '.join(absent)}")
+    generated = await generate_invoices(
+        uow, list(snapshots.values()), settings, causes={item.event.order_reference: item.event for item in requests}
+    )
+    for item in requests:
+        request = item.event
+        row = invoices.get(request.order_reference)
+        if row is None or request.order_reference in generated:
+            continue
+        uow.publish(
+            InvoiceGenerated(
+                **request.caused(),
+                order_reference=row.order_reference,
+                custom_order_reference=row.custom_order_reference,
+                invoice_reference=row.invoice_reference,
+                store=row.store,
+                currency=row.currency,
+                subtotal=row.subtotal,
+                expense_total=row.expense_total,
+                tax_total=row.tax_total,
+                grand_total=row.grand_total,
+            )
+        )
+
+
+async def generate_invoices(
+    uow: UnitOfWork,
+    orders: Sequence[OrderCreated],
+    settings: Settings,
+    causes: dict[str, InvoiceGenerationRequested] | None = None,
+) -> set[str]:
+    """One invoice per order: numbered, rendered, queued for e-mail, announced. Returns the order
+    references invoiced now."""
+    causes = causes or {}
+    references = [order.order_reference for order in orders]
     existing = set(
         (
             await uow.conn.execute(select(invoice.c.order_reference).where(invoice.c.order_reference.in_(references)))
         ).scalars()
     )
     todo: dict[str, OrderCreated] = {}
-    for item in created:
-        if item.event.order_reference in existing or item.event.order_reference in todo:
-            log.info("invoice for %s exists already", item.event.order_reference)
+    for order in orders:
+        if order.order_reference in existing or order.order_reference in todo:
+            log.info("invoice for %s exists already", order.order_reference)
             continue
-        todo[item.event.order_reference] = item.event
+        todo[order.order_reference] = order
     if not todo:
-        return
+        return set()
 
     by_store: dict[str, list[OrderCreated]] = defaultdict(list)
     for order in todo.values():
@@ -132,9 +195,10 @@ async def generate_invoices(uow: UnitOfWork, created: Sequence[Incoming[OrderCre
     await uow.conn.execute(insert(invoice_email), email_rows)
     for row in invoice_rows:
         order = todo[row["order_reference"]]
+        cause = causes.get(order.order_reference, order)
         uow.publish(
             InvoiceGenerated(
-                **order.caused(),
+                **cause.caused(),
                 order_reference=order.order_reference,
                 custom_order_reference=order.custom_order_reference,
                 invoice_reference=row["invoice_reference"],
@@ -147,3 +211,4 @@ async def generate_invoices(uow: UnitOfWork, created: Sequence[Incoming[OrderCre
             )
         )
     log.info("generated %d invoices", len(invoice_rows))
+    return set(todo)

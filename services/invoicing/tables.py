@@ -25,6 +25,15 @@ metadata = MetaData(schema=SCHEMA)
 inbox = inbox_table(metadata)
 outbox = outbox_table(metadata)
 
+# What invoicing knows of each order (the order.created event), to invoice it when the process asks.
+order_snapshot = Table(
+    "order_snapshot",
+    metadata,
+    Column("order_reference", Text, primary_key=True),
+    Column("payload", JSONB, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 invoice_sequence = Table(
     "invoice_sequence",
     metadata,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from faststream import FastStream
 
-from schemas import OrderPlaced
+from schemas import OrderItemEventRequested, OrderPlaced, ShipmentCreated, model_for_topic
+from schemas.envelope import Event
 from services.order_state import handlers
-from services.order_state.tables import SCHEMA, metadata
+from services.order_state.process_catalog import ProcessCatalog
+from services.order_state.scheduler import Scheduler
+from services.order_state.tables import SCHEMA, metadata, outbox
 from services.runtime.consumer import Incoming
 from services.runtime.service import ServiceContext, ServiceDefinition, create_app
 from services.runtime.settings import Settings, get_settings
@@ -16,15 +20,50 @@ from services.runtime.unit_of_work import UnitOfWork
 
 
 def subscribe(context: ServiceContext) -> None:
-    settings = context.settings
+    catalog = context.extras["catalog"] = ProcessCatalog.load(context.settings)
 
     async def place_orders(uow: UnitOfWork, placed: Sequence[Incoming[OrderPlaced]]) -> None:
-        await handlers.place_orders(uow, placed, settings)
+        await handlers.place_orders(uow, placed, catalog)
 
-    context.consumer.subscribe(context.broker, OrderPlaced.TOPIC, OrderPlaced, place_orders)
+    async def trigger_item_events(uow: UnitOfWork, requests: Sequence[Incoming[OrderItemEventRequested]]) -> None:
+        await handlers.trigger_item_events(uow, requests, catalog)
+
+    async def assign_shipments(uow: UnitOfWork, shipments: Sequence[Incoming[ShipmentCreated]]) -> None:
+        await handlers.assign_shipments(uow, shipments)
+
+    consumer, broker = context.consumer, context.broker
+    consumer.subscribe(broker, OrderPlaced.TOPIC, OrderPlaced, place_orders)
+    consumer.subscribe(broker, OrderItemEventRequested.TOPIC, OrderItemEventRequested, trigger_item_events)
+    consumer.subscribe(broker, ShipmentCreated.TOPIC, ShipmentCreated, assign_shipments)
+    for topic, event in sorted(context.settings.fact_events.items()):
+
+        async def apply_fact(uow: UnitOfWork, facts: Sequence[Incoming[Event]], event: str = event) -> None:
+            await handlers.apply_fact(uow, facts, catalog, event)
+
+        apply_fact.__name__ = f"apply_{topic.replace('.', '_')}"
+        consumer.subscribe(broker, topic, model_for_topic(topic), apply_fact)
 
 
-DEFINITION = ServiceDefinition(name=SCHEMA, metadata=metadata, subscribe=subscribe, topics=[OrderPlaced.TOPIC])
+async def run_scheduler(context: ServiceContext, stop: asyncio.Event) -> None:
+    scheduler = Scheduler(context.engine, context.extras["catalog"], outbox)
+    await scheduler.run(
+        stop,
+        timeout_interval=context.settings.timeout_check_interval_seconds,
+        condition_interval=context.settings.condition_check_interval_seconds,
+    )
+
+
+def topics(settings: Settings) -> list[str]:
+    return [OrderPlaced.TOPIC, OrderItemEventRequested.TOPIC, ShipmentCreated.TOPIC, *sorted(settings.fact_events)]
+
+
+DEFINITION = ServiceDefinition(
+    name=SCHEMA,
+    metadata=metadata,
+    subscribe=subscribe,
+    topics=topics,
+    workers=[run_scheduler],
+)
 
 
 def build(settings: Settings | None = None) -> FastStream:

@@ -7,19 +7,30 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import text
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from schemas import OrderCreated, OrderLine, OrderPlaced
+from schemas import (
+    OrderCreated,
+    OrderItemEventRejected,
+    OrderItemEventRequested,
+    OrderLine,
+    OrderPlaced,
+    RefusedItem,
+    ShipmentCreated,
+)
+from schemas.envelope import Event
+from services.order_state.domain.process.model import INITIAL_STATE
+from services.order_state.domain.process.plugins import ItemFacts
 from services.order_state.domain.splitting import split_line
-from services.order_state.tables import sales_order, sales_order_line
+from services.order_state.item_events import fire, publish_outcome
+from services.order_state.process_catalog import ProcessCatalog, UnknownProcess
+from services.order_state.state_store import OrderRow, load_items, lock_order, record_entry, write_plan
+from services.order_state.tables import sales_order, sales_order_item, sales_order_line
 from services.runtime.consumer import Incoming
-from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
-
-INITIAL_STATE = "new"
 
 INSERT_ITEMS = text(
     """
@@ -35,13 +46,23 @@ INSERT_ITEMS = text(
 )
 
 
-def process_for(order: OrderPlaced, settings: Settings) -> str:
-    return order.process_name or settings.default_process
-
-
-async def place_orders(uow: UnitOfWork, placed: Sequence[Incoming[OrderPlaced]], settings: Settings) -> None:
-    """Store each placed order with its lines and items in the initial state; publish `order.created`."""
-    now = datetime.now(UTC)
+async def place_orders(
+    uow: UnitOfWork, incoming: Sequence[Incoming[OrderPlaced]], catalog: ProcessCatalog, now: datetime | None = None
+) -> None:
+    """Store each placed order with its lines and items in the initial state, publish `order.created`,
+    then let the process take the items from there (onEnter events, timeouts)."""
+    now = now or datetime.now(UTC)
+    processes: dict[str, str] = {}
+    placed: list[Incoming[OrderPlaced]] = []
+    for item in incoming:
+        try:
+            processes[item.event.order_reference] = catalog.choose(item.event.process_name, item.event.payment_method)
+        except UnknownProcess as exc:
+            uow.dead_letter(item.record, str(exc))
+            continue
+        placed.append(item)
+    if not placed:
+        return
     rows = [
         {
             "order_reference": item.event.order_reference,
@@ -54,7 +75,7 @@ async def place_orders(uow: UnitOfWork, placed: Sequence[Incoming[OrderPlaced]],
             "customer": item.event.customer.model_dump(mode="json"),
             "billing_address": item.event.billing_address.model_dump(mode="json"),
             "payment_method": item.event.payment_method,
-            "process_name": process_for(item.event, settings),
+            "process_name": processes[item.event.order_reference],
             "totals": item.event.totals.model_dump(mode="json"),
             "placed_at": item.event.placed_at or item.event.occurred_at,
             "placed_event_id": item.event.event_id,
@@ -123,6 +144,7 @@ async def place_orders(uow: UnitOfWork, placed: Sequence[Incoming[OrderPlaced]],
     item_ids: dict[tuple[int, int], list[int]] = defaultdict(list)
     for item_id, order_id, line_number in created:
         item_ids[(order_id, line_number)].append(item_id)
+    await record_entry(uow.conn, [order_id for order_id, _ in accepted], INITIAL_STATE, now)
 
     for order_id, item in accepted:
         order = item.event
@@ -137,7 +159,7 @@ async def place_orders(uow: UnitOfWork, placed: Sequence[Incoming[OrderPlaced]],
                 price_mode=order.price_mode,
                 customer=order.customer,
                 billing_address=order.billing_address,
-                process_name=process_for(order, settings),
+                process_name=processes[order.order_reference],
                 payment_method=order.payment_method,
                 initial_state=INITIAL_STATE,
                 totals=order.totals,
@@ -162,3 +184,127 @@ async def place_orders(uow: UnitOfWork, placed: Sequence[Incoming[OrderPlaced]],
             )
         )
     log.info("stored %d orders", len(accepted))
+
+    for order_id, item in accepted:
+        order = item.event
+        facts = [
+            ItemFacts(
+                id=item_id,
+                sku=line.sku,
+                quantity=split_line(line.quantity, is_quantity_splittable=line.is_quantity_splittable).quantity_each,
+                state=INITIAL_STATE,
+            )
+            for number, line in enumerate(order.lines, start=1)
+            for item_id in item_ids[(order_id, number)]
+        ]
+        row = OrderRow(
+            id=order_id,
+            order_reference=order.order_reference,
+            custom_order_reference=order.custom_order_reference,
+            store=order.store,
+            process_name=processes[order.order_reference],
+            payment_method=order.payment_method,
+            currency=order.currency,
+            grand_total=order.totals.grand_total,
+            placed_at=order.placed_at or order.occurred_at,
+            customer_reference=order.customer.customer_reference,
+            created_at=now,
+        )
+        plan = catalog.engine(row.process_name).enter(row.facts(order.correlation_id or order.event_id), facts, now)
+        await write_plan(uow.conn, order_id, plan, now)
+        publish_outcome(uow, row, row.process_name, plan.moves[0].event if plan.moves else None, plan, order)
+
+
+async def trigger_item_events(
+    uow: UnitOfWork, requests: Sequence[Incoming[OrderItemEventRequested]], catalog: ProcessCatalog
+) -> None:
+    """Manual events for a whole order, one shipment or chosen items. What cannot be done is answered
+    with `order.item_event_rejected` naming each refused item and why; nothing changes for those items."""
+    for incoming in requests:
+        request = incoming.event
+        now = datetime.now(UTC)
+
+        def reject(
+            reason: str,
+            message: str,
+            refused: list[RefusedItem] | None = None,
+            request: OrderItemEventRequested = request,
+        ) -> None:
+            uow.publish(
+                OrderItemEventRejected(
+                    **request.caused(),
+                    order_reference=request.order_reference,
+                    custom_order_reference=request.custom_order_reference,
+                    event=request.event,
+                    reason=reason,  # type: ignore[arg-type]
+                    message=message,
+                    refused_items=refused or [],
+                )
+            )
+
+        order = await lock_order(uow.conn, reference=request.order_reference)
+        if order is None:
+            reject("unknown_order", f"there is no order {request.order_reference!r}")
+            continue
+        process = catalog.engine(order.process_name).process
+        if request.event not in process.events:
+            reject("unknown_event", f"process {order.process_name} has no event {request.event!r}")
+            continue
+        items = await load_items(uow.conn, order.id, item_ids=request.item_ids, shipment_id=request.shipment_id)
+        refused: list[RefusedItem] = []
+        if request.item_ids is not None:
+            found = {item.id for item in items}
+            refused += [
+                RefusedItem(item_id=item_id, state=None, reason=f"item {item_id} is not an item of this order")
+                for item_id in request.item_ids
+                if item_id not in found
+            ]
+        if request.shipment_id is not None and not items:
+            reject("unknown_shipment", f"order {order.order_reference} has no items in shipment {request.shipment_id}")
+            continue
+        plan = await fire(uow, catalog, order, items, request.event, now, refuse=True, cause=request)
+        refused += [RefusedItem(item_id=r.item_id, state=r.state, reason=r.reason) for r in plan.refused]
+        refused += [
+            RefusedItem(item_id=item_id, state=run.source, reason=f"command {run.command} failed: {run.error}")
+            for run in plan.failed
+            for item_id in run.item_ids
+        ]
+        if refused:
+            reject(
+                "not_possible",
+                f"event {request.event!r} was refused for {len(refused)} of "
+                f"{len(items) + sum(1 for r in refused if r.state is None)} items",
+                sorted(refused, key=lambda r: r.item_id),
+            )
+
+
+async def apply_fact(uow: UnitOfWork, facts: Sequence[Incoming[Event]], catalog: ProcessCatalog, event: str) -> None:
+    """A fact from another service fires the configured event on the order's items that can take it
+    (its `item_ids` or `shipment_id` narrow it down). Items that cannot take it are left as they are."""
+    for incoming in facts:
+        fact = incoming.event
+        order = await lock_order(uow.conn, reference=fact.order_reference)
+        if order is None:
+            log.warning("%s for unknown order %s ignored", fact.event_type, fact.order_reference)
+            continue
+        item_ids = getattr(fact, "item_ids", None) or None
+        shipment_id = getattr(fact, "shipment_id", None) if item_ids is None else None
+        items = await load_items(uow.conn, order.id, item_ids=item_ids, shipment_id=shipment_id)
+        await fire(uow, catalog, order, items, event, datetime.now(UTC), refuse=False, cause=fact)
+
+
+async def assign_shipments(uow: UnitOfWork, shipments: Sequence[Incoming[ShipmentCreated]]) -> None:
+    """Learn from shipping which shipment each item is in, so events can be triggered per shipment."""
+    for incoming in shipments:
+        shipment = incoming.event
+        await uow.conn.execute(
+            update(sales_order_item)
+            .where(
+                sales_order_item.c.id.in_(shipment.item_ids),
+                sales_order_item.c.order_id
+                == select(sales_order.c.id)
+                .where(sales_order.c.order_reference == shipment.order_reference)
+                .scalar_subquery(),
+            )
+            .values(shipment_id=shipment.shipment_id)
+        )

@@ -25,6 +25,11 @@ class PermanentError(Exception):
     """A message that can never succeed; it goes to the dead-letter topic with this reason."""
 
 
+class RetryLater(Exception):
+    """A message that arrived before what it depends on (e.g. a request before the fact it refers to):
+    retried with backoff, the offset not advanced."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for failures of the infrastructure (database, network), not of the message."""
     seen: set[int] = set()
@@ -33,6 +38,8 @@ def is_transient(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, PermanentError):
             return False
+        if isinstance(current, RetryLater):
+            return True
         if isinstance(current, OSError | ConnectionError | asyncio.TimeoutError | TimeoutError):
             return True
         if isinstance(current, _TRANSIENT_PG):

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -31,6 +32,7 @@ class ServiceContext:
     consumer: EventConsumer
     relay: OutboxRelay
     outbox: Table
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 Worker = Callable[[ServiceContext, asyncio.Event], Awaitable[None]]
@@ -41,7 +43,7 @@ class ServiceDefinition:
     name: str
     metadata: MetaData
     subscribe: Callable[[ServiceContext], None]
-    topics: list[str]
+    topics: Callable[[Settings], list[str]]
     workers: list[Worker] = field(default_factory=list)
 
     @property

@@ -56,13 +56,30 @@ class Settings(BaseSettings):
     invoice_reply_to: str | None = None
     invoice_bcc: Annotated[list[str], NoDecode] = Field(default_factory=list)
     invoice_reference_format: str = "{store}-INV-{number:06d}"
+    invoice_trigger: Literal["order.created", "invoice.generation_requested"] = Field(
+        default="order.created",
+        description="Invoice at placement, or when the process's Invoice/Generate command asks for it.",
+    )
     mail_retry_max_seconds: float = 300.0
 
     default_process: str = "OmsDefault01"
+    process_dirs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra folders of process XML files (comma-separated), after the built-in one.",
+    )
+    payment_method_processes: dict[str, str] = Field(
+        default_factory=dict, description='JSON: payment method -> process name, e.g. {"creditCard": "CreditCard01"}.'
+    )
+    fact_events: dict[str, str] = Field(
+        default_factory=lambda: {"invoice.generated": "Invoice - generated"},
+        description="JSON: fact topic -> process event it fires on the order's items.",
+    )
+    timeout_check_interval_seconds: float = 1.0
+    condition_check_interval_seconds: float = 10.0
     split_delivery_enabled: bool = True
     log_level: str = "INFO"
 
-    @field_validator("invoice_bcc", mode="before")
+    @field_validator("invoice_bcc", "process_dirs", mode="before")
     @classmethod
     def _split_bcc(cls, value: object) -> object:
         if isinstance(value, str):

@@ -24,7 +24,9 @@ def subscribe(context: ServiceContext) -> None:
     context.consumer.subscribe(context.broker, OrderCreated.TOPIC, OrderCreated, create_shipments)
 
 
-DEFINITION = ServiceDefinition(name=SCHEMA, metadata=metadata, subscribe=subscribe, topics=[OrderCreated.TOPIC])
+DEFINITION = ServiceDefinition(
+    name=SCHEMA, metadata=metadata, subscribe=subscribe, topics=lambda _settings: [OrderCreated.TOPIC]
+)
 
 
 def build(settings: Settings | None = None) -> FastStream:

@@ -121,6 +121,28 @@ class Engine:
         self._timeouts(plan, order, current, now)
         return plan
 
+    def enter(self, order: OrderFacts, items: list[ItemFacts], now: datetime) -> Plan:
+        """New items have just entered their (initial) state: fire its onEnter event if it has one,
+        and record the timeouts of the state they end up in, the initial one included."""
+        states = {item.state for item in items}
+        if len(states) != 1:
+            raise ValueError("enter() takes items that are all in the same state")
+        (state,) = states
+        follow = self.process.on_enter_event(state)
+        plan = (
+            self.apply(order, items, follow, now, refuse=False)
+            if follow
+            else Plan(
+                original_states={item.id: item.state for item in items},
+                final_states={item.id: item.state for item in items},
+            )
+        )
+        stayed = [item_id for item_id, final in plan.final_states.items() if final == state]
+        if stayed:
+            for event in self.process.timeout_events(state):
+                plan.timeouts.append(Timeout(state, event.name, self.due_at(order, event.name, now), stayed))
+        return plan
+
     def _fire(
         self,
         plan: Plan,
@@ -153,9 +175,8 @@ class Engine:
                 chosen = self.choose(transitions, order, item)
                 if chosen is None:
                     if refuse:
-                        plan.refused.append(
-                            Refusal(item.id, state, f'no condition of event "{event}" holds in state "{state}"')
-                        )
+                        what = f'event "{event}"' if event is not None else "the transitions without an event"
+                        plan.refused.append(Refusal(item.id, state, f'no condition of {what} holds in state "{state}"'))
                 else:
                     by_transition[chosen].append(item)
         moved: list[ItemFacts] = []

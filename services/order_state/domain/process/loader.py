@@ -86,6 +86,9 @@ class _Loader:
         except FileNotFoundError:
             self.problem(file, "(file)", "file not found")
             return None
+        except OSError as exc:
+            self.problem(file, "(file)", f"cannot be read: {exc.strerror or exc}")
+            return None
         except DefusedXmlException as exc:
             self.problem(
                 file,
@@ -93,7 +96,7 @@ class _Loader:
                 f"refused: DTDs, entity declarations and external references are not allowed ({exc})",
             )
             return None
-        except ParseError as exc:
+        except (ParseError, LookupError) as exc:
             self.problem(file, "(document)", f"not well-formed XML: {exc}")
             return None
         namespace = root.tag.partition("}")[0].lstrip("{") if root.tag.startswith("{") else ""
@@ -282,8 +285,8 @@ def main_process_files(directory: Path) -> list[Path]:
     for path in sorted(directory.glob("*.xml")):
         try:
             root = SafeET.parse(path, forbid_dtd=True).getroot()
-        except (ParseError, DefusedXmlException):
-            continue
+        except (ParseError, DefusedXmlException, OSError, LookupError):
+            continue  # not a process file; `oms process check` says why
         if any(_flag(p.get("main")) for p in _children(root, "process")):
             found.append(path)
     return found

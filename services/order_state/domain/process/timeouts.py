@@ -27,4 +27,7 @@ def parse_timeout(text: str) -> timedelta:
         )
     if seconds <= 0:
         raise ValueError(f"timeout {text!r} must be longer than zero")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"timeout {text!r} is too long") from None

@@ -1,0 +1,70 @@
+"""Fires process events on items of one order and records the outcome: the service layer of the engine."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime
+
+from schemas import ItemStateChanged, StateChange, to_ranges
+from schemas.envelope import Event
+from services.order_state.domain.process.engine import Plan
+from services.order_state.domain.process.plugins import ItemFacts
+from services.order_state.process_catalog import ProcessCatalog
+from services.order_state.state_store import OrderRow, write_plan
+from services.runtime.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def _correlation(cause: Event | None) -> dict[str, object]:
+    return cause.caused() if cause is not None else {}
+
+
+def publish_outcome(
+    uow: UnitOfWork, order: OrderRow, process_name: str, event: str | None, plan: Plan, cause: Event | None
+) -> None:
+    changed = plan.changed
+    if changed:
+        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for item_id, state in changed.items():
+            groups[(plan.original_states[item_id], state)].append(item_id)
+        uow.publish(
+            ItemStateChanged(
+                **_correlation(cause),
+                order_reference=order.order_reference,
+                custom_order_reference=order.custom_order_reference,
+                process_name=process_name,
+                event=event,
+                changes=[
+                    StateChange(from_state=source, to_state=target, item_id_ranges=to_ranges(ids))
+                    for (source, target), ids in sorted(groups.items())
+                ],
+            )
+        )
+    for emitted in plan.emitted:
+        if cause is not None:
+            emitted = emitted.model_copy(update=_correlation(cause))
+        uow.publish(emitted)
+
+
+async def fire(
+    uow: UnitOfWork,
+    catalog: ProcessCatalog,
+    order: OrderRow,
+    items: list[ItemFacts],
+    event: str | None,
+    now: datetime,
+    *,
+    refuse: bool = True,
+    cause: Event | None = None,
+) -> Plan:
+    """Apply `event` to `items` (all of `order`, whose row the caller has locked), write and publish."""
+    engine = catalog.engine(order.process_name)
+    correlation = (cause.correlation_id or cause.event_id) if cause is not None else None
+    plan = engine.apply(order.facts(correlation), items, event, now, refuse=refuse)
+    await write_plan(uow.conn, order.id, plan, now)
+    publish_outcome(uow, order, order.process_name, event, plan, cause)
+    if plan.changed:
+        log.info("%s: %s moved %d items", order.order_reference, event or "(no event)", len(plan.changed))
+    return plan
