@@ -174,12 +174,13 @@ def replay(
     from services.runtime.replay import GroupBusy, rewind_group
 
     for name in services:
-        topics = service_definition(name).topics(settings)
-        try:
-            rewound = asyncio.run(rewind_group(settings, settings.group_id(name), topics))
-        except GroupBusy as exc:
-            raise CliError(str(exc)) from exc
-        typer.echo(f"{name}: group {settings.group_id(name)} rewound on {rewound} partitions of {', '.join(topics)}")
+        for topic in service_definition(name).topics(settings):
+            group = settings.group_id(name, topic)
+            try:
+                rewound = asyncio.run(rewind_group(settings, group, [topic]))
+            except GroupBusy as exc:
+                raise CliError(str(exc)) from exc
+            typer.echo(f"{name}: group {group} rewound to the start of {rewound} partitions")
 
 
 @schemas_app.command("export")

@@ -95,7 +95,7 @@ class EventConsumer:
         on_batch.__name__ = f"on_{topic.replace('.', '_')}"
         broker.subscriber(
             topic,
-            group_id=settings.group_id(self.service),
+            group_id=settings.group_id(self.service, topic),
             batch=True,
             max_records=settings.consumer_batch_size,
             auto_offset_reset="earliest",

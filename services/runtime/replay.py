@@ -28,7 +28,12 @@ async def rewind_group(settings: Settings, group_id: str, topics: list[str], tim
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
     )
-    await consumer.start()
+    try:
+        await asyncio.wait_for(consumer.start(), timeout=timeout)
+    except TimeoutError:
+        raise GroupBusy(
+            f"group {group_id} did not let a new member in within {timeout:.0f}s: stop the service's replicas first"
+        ) from None
     try:
         expected = sum(len(consumer.partitions_for_topic(topic) or ()) for topic in topics)
         deadline = time.monotonic() + timeout

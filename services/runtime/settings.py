@@ -91,8 +91,9 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
         return getattr(self, f"{service}_database_url") or self.database_url
 
-    def group_id(self, service: str) -> str:
-        return f"{self.kafka_group_prefix}.{service}"
+    def group_id(self, service: str, topic: str) -> str:
+        """One consumer group per service and topic: a rebalance on one topic never pauses the others."""
+        return f"{self.kafka_group_prefix}.{service}.{topic}"
 
     def kafka_client_options(self) -> dict[str, object]:
         """Connection options common to aiokafka producers, consumers and admin clients."""

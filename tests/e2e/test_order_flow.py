@@ -32,8 +32,9 @@ async def test_placed_order_is_stored_invoiced_mailed_and_shipped(settings, serv
 
     await publish_orders(settings, [order])
 
-    # order_state: the order, and its items in state `new`; a splittable line of 2 became 2 items,
-    # the non-splittable pallet line of 3 one item of quantity 3.
+    # order_state: the order and its items; a splittable line of 2 became 2 items, the non-splittable
+    # pallet line of 3 one item of quantity 3. Created in `new`, the default process's onEnter event
+    # `authorize` took them on to `payment pending` at once.
     await wait_until(
         lambda: scalar(engine, "SELECT count(*) FROM order_state.sales_order WHERE order_reference = :r", r=reference),
         timeout=30,
@@ -48,7 +49,14 @@ async def test_placed_order_is_stored_invoiced_mailed_and_shipped(settings, serv
     for item in items:
         by_line.setdefault(item.line_number, []).append(item.quantity)
     assert by_line == {1: [1, 1], 2: [3], 3: [1], 4: [1, 1, 1, 1]}
-    assert {item.state for item in items} == {"new"}
+    assert {item.state for item in items} == {"payment pending"}
+    history = await rows(
+        engine,
+        """SELECT h.from_state, h.to_state, h.event FROM order_state.sales_order_item_state_history h
+           WHERE h.item_id = :item ORDER BY h.id""",
+        item=items[0].id,
+    )
+    assert [tuple(row) for row in history] == [(None, "new", None), ("new", "payment pending", "authorize")]
 
     # order.created carries the item ids per line.
     async with TopicReader(settings, "order.created") as reader:
