@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from services.order_state.cli_order import OrderCliError, matrix, order_app
 from services.order_state.cli_process import process_app
 from services.runtime.settings import SERVICES, Settings
 
@@ -29,6 +30,8 @@ topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(topics_app, name="topics")
 app.add_typer(process_app, name="process")
+app.add_typer(order_app, name="order")
+app.command("matrix")(matrix)
 
 log = logging.getLogger("oms")
 
@@ -293,7 +296,7 @@ def up(
 def main() -> None:
     try:
         app()
-    except CliError as exc:
+    except (CliError, OrderCliError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -16,6 +16,8 @@ from services.runtime.settings import SERVICES, Settings
 from services.runtime.topics import ensure_topics
 from tests.support import BCC
 
+FIXTURE_PROCESSES = Path(__file__).parent / "fixtures" / "processes"
+
 
 class Servers:
     def __init__(self, env: dict[str, str], sink: SmtpSink, logs_dir: Path) -> None:
@@ -36,6 +38,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         "OMS_INVOICE_REPLY_TO": "support@shop.example",
         "OMS_CONSUMER_BATCH_SIZE": "200",
         "OMS_KAFKA_GROUP_PREFIX": f"oms-test-{os.getpid()}",
+        # Spryker-format test processes next to the built-in ones (Prepayment01, GiftCardExpress01).
+        "OMS_PROCESS_DIRS": str(FIXTURE_PROCESSES),
+        "OMS_TIMEOUT_CHECK_INTERVAL_SECONDS": "0.5",
     }
     if external_kafka and external_db:
         sink = SmtpSink(base / "mail", free_port())

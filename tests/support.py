@@ -121,3 +121,44 @@ def mails_to(sink: SmtpSink, recipient: str) -> list[ReceivedMail]:
 async def settle(seconds: float = 1.5) -> None:
     """Give in-flight work a moment so that 'nothing more happened' assertions mean something."""
     await asyncio.sleep(seconds)
+
+
+async def item_states(engine: AsyncEngine, reference: str) -> dict[int, str]:
+    found = await rows(
+        engine,
+        """SELECT i.id, i.state FROM order_state.sales_order_item i JOIN order_state.sales_order o
+           ON o.id = i.order_id WHERE o.order_reference = :r ORDER BY i.id""",
+        r=reference,
+    )
+    return {row.id: row.state for row in found}
+
+
+async def wait_for_states(
+    engine: AsyncEngine, reference: str, expected: set[str], timeout: float = 30
+) -> dict[int, str]:
+    """Wait until every item of the order is in one of `expected` (and there are items)."""
+
+    async def check() -> dict[int, str] | None:
+        states = await item_states(engine, reference)
+        return states if states and set(states.values()) <= expected else None
+
+    try:
+        return await wait_until(check, timeout=timeout)
+    except TimeoutError:
+        raise AssertionError(
+            f"items of {reference} are in {await item_states(engine, reference)}, expected {expected}"
+        ) from None
+
+
+async def request_event(settings: Settings, reference: str, event: str, **scope: Any) -> dict[str, Any]:
+    """Publish order.item_event_requested as plain JSON; returns the request."""
+    request = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "order.item_event_requested",
+        "occurred_at": "2026-11-23T10:00:00Z",
+        "order_reference": reference,
+        "event": event,
+        **scope,
+    }
+    await publish_raw(settings, "order.item_event_requested", [(reference.encode(), json.dumps(request).encode())])
+    return request

@@ -1,0 +1,204 @@
+"""`oms order ...` and `oms matrix`: trigger events, see where an order's items are, the order matrix."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from schemas import OrderItemEventRequested
+from services.order_state.process_catalog import ProcessCatalog
+from services.order_state.queries import OrderPage, order_matrix, order_page
+from services.runtime.db import create_engine
+from services.runtime.settings import Settings
+
+order_app = typer.Typer(help="Orders: trigger events, show an order.", no_args_is_help=True)
+
+
+class OrderCliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def for_how_long(delta: timedelta) -> str:
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} days"
+
+
+async def _with_connection(settings: Settings, work: Any) -> Any:
+    engine = create_engine(settings, "order_state")
+    try:
+        async with engine.connect() as conn:
+            return await work(conn)
+    except OSError as exc:
+        raise OrderCliError(f"cannot reach the order_state database: {exc}") from exc
+    finally:
+        await engine.dispose()
+
+
+async def publish_event(settings: Settings, event: Any) -> None:
+    from services.runtime.relay import create_producer
+    from services.runtime.unit_of_work import event_headers
+
+    producer = create_producer(settings, "oms-cli")
+    try:
+        await asyncio.wait_for(producer.start(), timeout=15)
+    except Exception as exc:
+        raise OrderCliError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
+    try:
+        await producer.send_and_wait(
+            event.TOPIC,
+            event.model_dump_json().encode(),
+            key=event.order_reference.encode(),
+            headers=[(name, value.encode()) for name, value in event_headers(event)],
+        )
+    finally:
+        await producer.stop()
+
+
+@order_app.command("trigger")
+def trigger(
+    reference: Annotated[str, typer.Argument(help="Order reference.")],
+    event: Annotated[str, typer.Argument(help='Process event, e.g. "pay" or "ship".')],
+    items: Annotated[list[int] | None, typer.Option("--items", help="Only these item ids.")] = None,
+    shipment: Annotated[int | None, typer.Option("--shipment", help="Only the items of this shipment.")] = None,
+    requested_by: Annotated[str, typer.Option(help="Who asks, for the record.")] = "oms-cli",
+) -> None:
+    """Ask order_state to fire EVENT for the whole order, one shipment or chosen items."""
+    if items and shipment is not None:
+        raise OrderCliError("give --items or --shipment, not both")
+    settings = Settings()
+    try:
+        request = OrderItemEventRequested(
+            order_reference=reference,
+            event=event,
+            item_ids=items or None,
+            shipment_id=shipment,
+            requested_by=requested_by,
+        )
+    except ValueError as exc:
+        raise OrderCliError(f"invalid request: {exc}") from exc
+    asyncio.run(publish_event(settings, request))
+    scope = f"items {', '.join(map(str, items))}" if items else f"shipment {shipment}" if shipment else "all items"
+    typer.echo(
+        f"requested {event!r} for {scope} of {reference} (request {request.event_id}); "
+        f"see `oms order show {reference}`; refusals come as order.item_event_rejected"
+    )
+
+
+def _page_json(page: OrderPage, now: datetime) -> dict[str, Any]:
+    return {
+        "order": page.order,
+        "states": [
+            {
+                "state": state,
+                "items": count,
+                "possible_events": page.possible_events[state],
+                "manual_events": page.manual_events[state],
+                "shown": [
+                    {
+                        "id": item.id,
+                        "sku": item.sku,
+                        "quantity": item.quantity,
+                        "shipment_id": item.shipment_id,
+                        "in_state_since": item.state_changed_at,
+                        "in_state_seconds": int((now - item.state_changed_at).total_seconds()),
+                        "history": [entry.__dict__ for entry in item.history],
+                    }
+                    for item in page.items_by_state.get(state, [])
+                ],
+            }
+            for state, count in sorted(page.item_count_by_state.items())
+        ],
+        "command_log": page.command_log,
+    }
+
+
+@order_app.command("show")
+def show(
+    reference: Annotated[str, typer.Argument(help="Order reference.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Items shown per state.")] = 20,
+) -> None:
+    """The order page: items grouped by state, how long each has been there, history, events possible now."""
+    settings = Settings()
+    catalog = ProcessCatalog.load(settings)
+    page = asyncio.run(
+        _with_connection(settings, lambda conn: order_page(conn, reference, catalog, items_per_state=limit))
+    )
+    if page is None:
+        raise OrderCliError(f"there is no order {reference!r}")
+    now = datetime.now(UTC)
+    if as_json:
+        typer.echo(json.dumps(_page_json(page, now), indent=2, default=str))
+        return
+    console = Console(width=140)
+    order = page.order
+    custom = f" ({order['custom_order_reference']})" if order["custom_order_reference"] else ""
+    console.print(
+        f"[bold]Order {order['order_reference']}[/bold]{custom}  store {order['store']}  "
+        f"process {order['process_name']}  placed {order['placed_at']:%Y-%m-%d %H:%M} UTC  "
+        f"customer {order['customer_email']}"
+    )
+    for state, count in sorted(page.item_count_by_state.items()):
+        manual = ", ".join(page.manual_events[state]) or "none"
+        automatic = [event for event in page.possible_events[state] if event not in page.manual_events[state]]
+        console.print(
+            f"\n[bold]{state}[/bold]: {count} items   manual events now: {manual}"
+            + (f"   waiting for: {', '.join(automatic)}" if automatic else "")
+        )
+        table = Table("item", "sku", "qty", "shipment", "in state for", "history")
+        for item in page.items_by_state.get(state, []):
+            history = " → ".join(
+                f"{entry.to_state} ({entry.event or 'created' if entry.from_state is None else entry.event or '-'}, "
+                f"{entry.at:%H:%M:%S})"
+                for entry in item.history
+            )
+            table.add_row(
+                str(item.id),
+                item.sku,
+                str(item.quantity),
+                str(item.shipment_id or "-"),
+                for_how_long(now - item.state_changed_at),
+                history,
+            )
+        console.print(table)
+        if count > len(page.items_by_state.get(state, [])):
+            console.print(f"... and {count - len(page.items_by_state.get(state, []))} more (--limit)")
+    failed = [entry for entry in page.command_log if entry["error"]]
+    if failed:
+        console.print("\n[bold red]Failed commands[/bold red] (items stayed in their source state):")
+        for entry in failed:
+            console.print(
+                f"  {entry['created_at']:%Y-%m-%d %H:%M:%S} {entry['command']} on {entry['event']} "
+                f"({entry['items']} items, {entry['source_state']}): {entry['error']}"
+            )
+
+
+def matrix(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """The order matrix: items per process and state, by time since their last state change."""
+    settings = Settings()
+    catalog = ProcessCatalog.load(settings)
+    now = datetime.now(UTC)
+    rows = asyncio.run(_with_connection(settings, lambda conn: order_matrix(conn, now, catalog)))
+    if as_json:
+        typer.echo(json.dumps([row.as_dict() for row in rows], indent=2))
+        return
+    table = Table("process", "state", "< 1 day", "1-7 days", "older", "total", title="Order matrix")
+    for row in rows:
+        table.add_row(
+            row.process, row.state, str(row.under_1_day), str(row.days_1_to_7), str(row.older), str(row.total)
+        )
+    Console(width=140).print(table)

@@ -1,0 +1,94 @@
+"""What back-office users read: the order matrix and the order page, from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from sqlalchemy import text
+
+from tests.support import item_states, new_order, publish_orders, wait_for_states
+
+
+def oms(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def matrix(env) -> dict[tuple[str, str], dict]:
+    result = oms("matrix", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return {(row["process"], row["state"]): row for row in json.loads(result.stdout)}
+
+
+async def test_matrix_counts_items_by_time_in_state(settings, services, engine, servers):
+    order = new_order(3, process_name="Prepayment01")
+    reference = order["order_reference"]
+    await publish_orders(settings, [order])
+    items = sorted(await wait_for_states(engine, reference, {"Payment - waiting"}))
+    before = matrix(servers.env)[("Prepayment01", "Payment - waiting")]
+
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE order_state.sales_order_item SET state_changed_at = now() - interval '3 days' WHERE id = :id"),
+            {"id": items[0]},
+        )
+        await conn.execute(
+            text(
+                "UPDATE order_state.sales_order_item SET state_changed_at = now() - interval '10 days' WHERE id = :id"
+            ),
+            {"id": items[1]},
+        )
+    after = matrix(servers.env)[("Prepayment01", "Payment - waiting")]
+    assert after["under_1_day"] == before["under_1_day"] - 2
+    assert after["1_to_7_days"] == before["1_to_7_days"] + 1
+    assert after["older"] == before["older"] + 1
+    assert after["total"] == before["total"]
+
+    table = oms("matrix", env=servers.env)
+    assert table.returncode == 0
+    assert "Order matrix" in table.stdout and "Prepayment01" in table.stdout and "Payment - waiting" in table.stdout
+
+
+async def test_order_page_shows_items_by_state_time_history_and_possible_events(settings, services, engine, servers):
+    order = new_order(3)
+    reference = order["order_reference"]
+    await publish_orders(settings, [order])
+    await wait_for_states(engine, reference, {"payment pending"})
+
+    result = oms("order", "show", reference, "--json", env=servers.env)
+    assert result.returncode == 0, result.stderr
+    page = json.loads(result.stdout)
+    assert page["order"]["order_reference"] == reference
+    assert page["order"]["process_name"] == "OmsDefault01"
+    (state,) = page["states"]
+    assert state["state"] == "payment pending"
+    assert state["items"] == len(await item_states(engine, reference))
+    assert state["manual_events"] == ["pay", "cancel"]
+    assert state["possible_events"] == ["pay", "cancel"]
+    shown = state["shown"][0]
+    assert 0 <= shown["in_state_seconds"] < 600
+    assert [(h["from_state"], h["to_state"], h["event"]) for h in shown["history"]] == [
+        (None, "new", None),
+        ("new", "payment pending", "authorize"),
+    ]
+
+    text_page = oms("order", "show", reference, env=servers.env)
+    assert text_page.returncode == 0
+    assert f"Order {reference}" in text_page.stdout
+    assert "manual events now: pay, cancel" in text_page.stdout
+
+    missing = oms("order", "show", "DE--NOPE", env=servers.env)
+    assert missing.returncode != 0
+    assert "there is no order 'DE--NOPE'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_trigger_refuses_contradictory_scope_without_a_traceback(servers):
+    result = oms("order", "trigger", "DE--1", "pay", "--items", "1", "--shipment", "2", env=servers.env)
+    assert result.returncode != 0
+    assert "give --items or --shipment, not both" in result.stderr
+    assert "Traceback" not in result.stderr

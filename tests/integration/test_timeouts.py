@@ -1,0 +1,153 @@
+"""Timeouts fire after their interval under a clock the test controls, once, whatever runs at once.
+
+The services run as processes on the real clock; the schedulers here run in the test against the same
+database with a clock moved days ahead, as a second and third replica would."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.order_state.process_catalog import ProcessCatalog
+from services.order_state.scheduler import Scheduler
+from services.order_state.tables import outbox
+from tests.support import TopicReader, item_states, new_order, publish_orders, rows, wait_for_states
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def catalog(settings) -> ProcessCatalog:
+    return ProcessCatalog.load(settings)
+
+
+async def due_times(engine, reference: str) -> dict[str, set[datetime]]:
+    found = await rows(
+        engine,
+        """SELECT t.event, t.due_at FROM order_state.sales_order_item_timeout t
+           JOIN order_state.sales_order o ON o.id = t.order_id WHERE o.order_reference = :r""",
+        r=reference,
+    )
+    due: dict[str, set[datetime]] = {}
+    for row in found:
+        due.setdefault(row.event, set()).add(row.due_at)
+    return due
+
+
+async def test_timeouts_fire_after_their_interval_and_not_before(settings, services, engine, catalog):
+    start = datetime.now(UTC)
+    order = new_order(1, process_name="Prepayment01", placed_at=start.isoformat())
+    reference = order["order_reference"]
+    await publish_orders(settings, [order])
+    await wait_for_states(engine, reference, {"Payment - waiting"})
+    (remind_at,) = (await due_times(engine, reference))["Payment - remind"]
+    assert timedelta(days=2) <= remind_at - start < timedelta(days=2, minutes=1)
+
+    clock = Clock()
+    scheduler = Scheduler(engine, catalog, outbox, clock=clock)
+    clock.now = remind_at - timedelta(seconds=1)
+    await scheduler.fire_due_timeouts()
+    assert set((await item_states(engine, reference)).values()) == {"Payment - waiting"}
+
+    clock.now = remind_at + timedelta(seconds=1)
+    assert await scheduler.fire_due_timeouts() >= 1
+    assert set((await item_states(engine, reference)).values()) == {"Payment - reminded"}
+    # Leaving "waiting" dropped its timeout; "reminded" has its own, counted from placement
+    # by the OmsTimeout/Initiation timeout processor.
+    due = await due_times(engine, reference)
+    assert set(due) == {"Payment - expire"}
+    assert due["Payment - expire"] == {datetime.fromisoformat(order["placed_at"]) + timedelta(days=7)}
+
+    clock.now = start + timedelta(days=7, minutes=1)
+    await scheduler.fire_due_timeouts()
+    # expire -> "Payment - expired", whose onEnter event "drop expired" -> cancelled.
+    assert set((await item_states(engine, reference)).values()) == {"cancelled"}
+    assert await due_times(engine, reference) == {}
+    log = await rows(
+        engine,
+        """SELECT l.command FROM order_state.transition_log l JOIN order_state.sales_order o
+                                ON o.id = l.order_id WHERE o.order_reference = :r""",
+        r=reference,
+    )
+    assert [row.command for row in log] == ["Oms/SendPaymentReminder"]
+
+    # The service's relay publishes what the scheduler wrote to the outbox.
+    async with TopicReader(settings, "item.state_changed") as reader:
+        await reader.wait_for(lambda _: any(e["event"] == "Payment - expire" for e in reader.events(reference)))
+
+
+async def test_two_schedulers_at_once_never_fire_a_timeout_twice(settings, services, engine, catalog):
+    orders = [new_order(n, process_name="Prepayment01") for n in range(1, 41)]
+    references = [order["order_reference"] for order in orders]
+    await publish_orders(settings, orders)
+    for reference in references:
+        await wait_for_states(engine, reference, {"Payment - waiting"})
+    items = await rows(
+        engine,
+        """SELECT i.id FROM order_state.sales_order_item i JOIN order_state.sales_order o ON o.id = i.order_id
+           WHERE o.order_reference = ANY(:r)""",
+        r=references,
+    )
+
+    clock = Clock()
+    clock.now += timedelta(days=2, minutes=5)
+    first = Scheduler(engine, catalog, outbox, clock=clock, batch_size=7)
+    second = Scheduler(engine, catalog, outbox, clock=clock, batch_size=7)
+    for _ in range(20):
+        await asyncio.gather(first.fire_due_timeouts(), second.fire_due_timeouts(), first.fire_due_timeouts())
+
+    fired = await rows(
+        engine,
+        """SELECT h.item_id, count(*) AS times FROM order_state.sales_order_item_state_history h
+           WHERE h.item_id = ANY(:ids) AND h.event = 'Payment - remind' GROUP BY h.item_id""",
+        ids=[row.id for row in items],
+    )
+    assert len(fired) == len(items)
+    assert {row.times for row in fired} == {1}
+    reminders = await rows(
+        engine,
+        """SELECT count(*) AS runs, sum(cardinality(l.item_ids)) AS items FROM order_state.transition_log l
+           JOIN order_state.sales_order o ON o.id = l.order_id
+           WHERE o.order_reference = ANY(:r) AND l.command = 'Oms/SendPaymentReminder'""",
+        r=references,
+    )
+    assert reminders[0].runs == len(orders)  # one reminder per order, never two
+    assert reminders[0].items == len(items)
+
+
+async def test_transitions_without_an_event_are_checked_periodically(settings, services, engine, catalog):
+    paid = new_order(1, process_name="GiftCardExpress01")
+    paid["lines"][0]["sku"] = "GIFT-CARD-50"
+    unpaid = new_order(1, process_name="GiftCardExpress01", payment_method="dummyPaymentUnpaid")
+    await publish_orders(settings, [paid, unpaid])
+    for order in (paid, unpaid):
+        await wait_for_states(engine, order["order_reference"], {"authorized"})
+
+    scheduler = Scheduler(engine, catalog, outbox)
+    await scheduler.check_conditions()
+
+    # authorized -> captured has no event and the condition DummyPayment/IsPayed: it holds for one order.
+    # captured's onEnter event `route` sends gift cards one way (condition GiftCard/IsGiftCard), the rest
+    # the other way.
+    states = await item_states(engine, paid["order_reference"])
+    by_sku = dict(
+        (row.sku, row.state)
+        for row in await rows(
+            engine,
+            """SELECT i.sku, i.state FROM order_state.sales_order_item i JOIN order_state.sales_order o
+               ON o.id = i.order_id WHERE o.order_reference = :r""",
+            r=paid["order_reference"],
+        )
+    )
+    assert by_sku["GIFT-CARD-50"] in {"gift card created", "delivered"}
+    assert by_sku["SKU-PALLET-WATER"] == "waiting for shipment"
+    assert len(states) == 3
+    assert set((await item_states(engine, unpaid["order_reference"])).values()) == {"authorized"}
