@@ -45,12 +45,14 @@ async def order_matrix(conn: AsyncConnection, now: datetime, catalog: ProcessCat
     result = await conn.execute(
         text(
             """SELECT o.process_name AS process, i.state,
-                      count(*) FILTER (WHERE i.state_changed_at > CAST(:now AS timestamptz) - interval '1 day') AS under_1_day,
-                      count(*) FILTER (WHERE i.state_changed_at <= CAST(:now AS timestamptz) - interval '1 day'
-                                         AND i.state_changed_at > CAST(:now AS timestamptz) - interval '7 days') AS days_1_to_7,
-                      count(*) FILTER (WHERE i.state_changed_at <= CAST(:now AS timestamptz) - interval '7 days') AS older
+                      count(*) FILTER (WHERE i.state_changed_at > b.day) AS under_1_day,
+                      count(*) FILTER (WHERE i.state_changed_at <= b.day AND i.state_changed_at > b.week)
+                          AS days_1_to_7,
+                      count(*) FILTER (WHERE i.state_changed_at <= b.week) AS older
                FROM order_state.sales_order_item i
                JOIN order_state.sales_order o ON o.id = i.order_id
+               CROSS JOIN (SELECT CAST(:now AS timestamptz) - interval '1 day' AS day,
+                                  CAST(:now AS timestamptz) - interval '7 days' AS week) b
                GROUP BY o.process_name, i.state"""
         ),
         {"now": now},
