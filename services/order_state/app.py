@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 
 from faststream import FastStream
 
@@ -45,12 +46,14 @@ def subscribe(context: ServiceContext) -> None:
 
 
 async def run_scheduler(context: ServiceContext, stop: asyncio.Event) -> None:
-    scheduler = Scheduler(context.engine, context.extras["catalog"], outbox)
-    await scheduler.run(
-        stop,
-        timeout_interval=context.settings.timeout_check_interval_seconds,
-        condition_interval=context.settings.condition_check_interval_seconds,
+    settings = context.settings
+    scheduler = Scheduler(
+        context.engine,
+        context.extras["catalog"],
+        outbox,
+        condition_interval=timedelta(seconds=settings.condition_check_interval_seconds),
     )
+    await scheduler.run(stop, interval=settings.timeout_check_interval_seconds)
 
 
 def topics(settings: Settings) -> list[str]:

@@ -135,10 +135,10 @@ async def order_page(
     if views:
         history = await conn.execute(
             text(
-                """SELECT item_id, changed_at, from_state, to_state, event
-                   FROM order_state.sales_order_item_state_history WHERE item_id = ANY(:ids) ORDER BY id"""
+                """SELECT item_id, changed_at, from_state, to_state, event FROM order_state.item_state_history
+                   WHERE order_id = :o AND item_id = ANY(:ids) ORDER BY change_id"""
             ).bindparams(bindparam("ids", type_=ARRAY(BigInteger))),
-            {"ids": list(views)},
+            {"o": order.id, "ids": list(views)},
         )
         for row in history:
             views[row.item_id].history.append(HistoryEntry(row.changed_at, row.from_state, row.to_state, row.event))
@@ -152,7 +152,7 @@ async def order_page(
         dict(row._mapping)
         for row in await conn.execute(
             text(
-                """SELECT created_at, event, command, source_state, target_state, cardinality(item_ids) AS items, error
+                """SELECT created_at, event, command, source_state, target_state, item_count AS items, error
                    FROM order_state.transition_log WHERE order_id = :o ORDER BY id"""
             ),
             {"o": order.id},

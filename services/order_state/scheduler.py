@@ -11,14 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Table, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.types import Text
 
 from services.order_state.item_events import fire
 from services.order_state.process_catalog import ProcessCatalog
@@ -44,8 +41,10 @@ class Scheduler:
         *,
         clock: Clock = system_clock,
         batch_size: int = 1_000,
+        condition_interval: timedelta = timedelta(seconds=10),
         service: str = "order_state",
     ) -> None:
+        self.condition_interval = condition_interval
         self.engine = engine
         self.catalog = catalog
         self.outbox = outbox
@@ -62,7 +61,7 @@ class Scheduler:
                     await conn.execute(
                         text(
                             """SELECT DISTINCT order_id FROM (
-                               SELECT order_id FROM order_state.sales_order_item_timeout
+                               SELECT order_id FROM order_state.state_timeout
                                WHERE due_at <= :now ORDER BY due_at LIMIT :limit) due"""
                         ),
                         {"now": now, "limit": self.batch_size},
@@ -84,90 +83,95 @@ class Scheduler:
             due = (
                 await conn.execute(
                     text(
-                        """DELETE FROM order_state.sales_order_item_timeout
+                        """DELETE FROM order_state.state_timeout
                            WHERE order_id = :order_id AND due_at <= :now
-                           RETURNING item_id, event, state"""
+                           RETURNING state, event, entered_at"""
                     ),
                     {"order_id": order_id, "now": now},
                 )
             ).all()
             if not due:
                 return 0
-            by_event: dict[str, dict[int, str]] = defaultdict(dict)
-            for row in due:
-                by_event[row.event][row.item_id] = row.state
             uow = UnitOfWork(conn, self.outbox, self.service)
-            for event, expected in by_event.items():
-                items = [
-                    item
-                    for item in await load_items(conn, order_id, item_ids=list(expected))
-                    if item.state == expected[item.id]
-                ]
+            for row in sorted(due, key=lambda row: row.entered_at):
+                # Only the items still in the state they entered then: whoever left has no timeout any more.
+                items = await load_items(conn, order_id, state=row.state, entered_at=row.entered_at)
                 if items:
-                    await fire(uow, self.catalog, order, items, event, now, refuse=False)
+                    await fire(uow, self.catalog, order, items, row.event, now, refuse=False)
             await uow.flush()
             return len(due)
 
     async def check_conditions(self) -> int:
-        """One pass over items in states with transitions without an event. Returns items moved."""
+        """One pass over the groups of items waiting in states with transitions without an event whose
+        next check is due. Returns the number of items moved."""
         now = self.clock()
-        moved = 0
-        for name, process in self.catalog.processes.items():
-            states = sorted(process.states_with_eventless_transitions)
-            if not states:
-                continue
-            async with self.engine.connect() as conn:
-                orders = (
-                    (
-                        await conn.execute(
-                            text(
-                                """SELECT DISTINCT i.order_id FROM order_state.sales_order_item i
-                               JOIN order_state.sales_order o ON o.id = i.order_id
-                               WHERE o.process_name = :process AND i.state = ANY(:states)"""
-                            ).bindparams(bindparam("states", type_=ARRAY(Text))),
-                            {"process": name, "states": states},
-                        )
+        async with self.engine.connect() as conn:
+            orders = (
+                (
+                    await conn.execute(
+                        text(
+                            """SELECT DISTINCT order_id FROM (
+                                   SELECT order_id FROM order_state.state_condition_check
+                                   WHERE next_check_at <= :now ORDER BY next_check_at LIMIT :limit) due"""
+                        ),
+                        {"now": now, "limit": self.batch_size},
                     )
-                    .scalars()
-                    .all()
                 )
-            for order_id in orders:
-                async with self.engine.begin() as conn:
-                    order = await lock_order(conn, order_id=order_id, skip_locked=True)
-                    if order is None:
-                        continue
-                    items = [
-                        i
-                        for i in await load_items(conn, order_id)
-                        if i.state in process.states_with_eventless_transitions
-                    ]
-                    uow = UnitOfWork(conn, self.outbox, self.service)
-                    plan = await fire(uow, self.catalog, order, items, None, now, refuse=False)
-                    await uow.flush()
-                    moved += len(plan.changed)
+                .scalars()
+                .all()
+            )
+        moved = 0
+        for order_id in orders:
+            async with self.engine.begin() as conn:
+                order = await lock_order(conn, order_id=order_id, skip_locked=True)
+                if order is None:
+                    continue
+                checks = (
+                    await conn.execute(
+                        text(
+                            """SELECT id, state, entered_at FROM order_state.state_condition_check
+                               WHERE order_id = :order_id AND next_check_at <= :now ORDER BY entered_at"""
+                        ),
+                        {"order_id": order_id, "now": now},
+                    )
+                ).all()
+                uow = UnitOfWork(conn, self.outbox, self.service)
+                for check in checks:
+                    items = await load_items(conn, order_id, state=check.state, entered_at=check.entered_at)
+                    left = 0
+                    if items:
+                        plan = await fire(uow, self.catalog, order, items, None, now, refuse=False)
+                        left = len(plan.changed)
+                        moved += left
+                    if left == len(items):
+                        statement = "DELETE FROM order_state.state_condition_check WHERE id = :id"
+                        params: dict[str, object] = {"id": check.id}
+                    else:
+                        statement = "UPDATE order_state.state_condition_check SET next_check_at = :next WHERE id = :id"
+                        params = {"id": check.id, "next": now + self.condition_interval}
+                    await conn.execute(text(statement), params)
+                await uow.flush()
         return moved
 
-    async def run(self, stop: asyncio.Event, timeout_interval: float, condition_interval: float) -> None:
-        last_condition_check = 0.0
-        loop = asyncio.get_running_loop()
+    async def run(self, stop: asyncio.Event, interval: float) -> None:
         backoff = 0.5
         while not stop.is_set():
             try:
-                fired = await self.fire_due_timeouts()
-                if loop.time() - last_condition_check >= condition_interval:
-                    await self.check_conditions()
-                    last_condition_check = loop.time()
+                busy = await self.fire_due_timeouts() + await self.check_conditions()
                 backoff = 0.5
             except Exception as exc:
-                level = logging.WARNING if is_transient(exc) else logging.ERROR
+                transient = is_transient(exc)
                 log.log(
-                    level, "scheduler pass failed, retrying in %.1fs: %s", backoff, exc, exc_info=not is_transient(exc)
+                    logging.WARNING if transient else logging.ERROR,
+                    "scheduler pass failed, retrying in %.1fs: %s",
+                    backoff,
+                    exc,
+                    exc_info=not transient,
                 )
-                fired = 0
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            if fired < self.batch_size:
+            if not busy:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=timeout_interval)
+                    await asyncio.wait_for(stop.wait(), timeout=interval)

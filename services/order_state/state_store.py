@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import BigInteger
 
+from schemas.items import to_ranges
 from services.order_state.domain.process.engine import Plan, Timeout
 from services.order_state.domain.process.plugins import ItemFacts, OrderFacts
 
@@ -66,56 +67,96 @@ async def lock_order(
     return OrderRow(**row._mapping) if row else None
 
 
+async def _raw(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under SQLAlchemy's, for reads of many rows without per-row overhead."""
+    return (await conn.get_raw_connection()).driver_connection
+
+
 async def load_items(
-    conn: AsyncConnection, order_id: int, *, item_ids: list[int] | None = None, shipment_id: int | None = None
+    conn: AsyncConnection,
+    order_id: int,
+    *,
+    item_ids: list[int] | None = None,
+    shipment_id: int | None = None,
+    state: str | None = None,
+    entered_at: datetime | None = None,
 ) -> list[ItemFacts]:
-    sql = "SELECT id, sku, quantity, state FROM order_state.sales_order_item WHERE order_id = :order_id"
-    params: dict[str, Any] = {"order_id": order_id}
-    statement = text(sql)
+    """Items of one order: all, chosen ids, one shipment's, or those that entered `state` at `entered_at`."""
+    where = "order_id = $1"
+    args: list[Any] = [order_id]
     if item_ids is not None:
-        statement = text(sql + " AND id = ANY(:ids)").bindparams(_IDS)
-        params["ids"] = item_ids
+        where += " AND id = ANY($2::bigint[])"
+        args.append(item_ids)
     elif shipment_id is not None:
-        statement = text(sql + " AND shipment_id = :shipment_id")
-        params["shipment_id"] = shipment_id
-    rows = (await conn.execute(statement, params)).all()
-    return [ItemFacts(id=row.id, sku=row.sku, quantity=row.quantity, state=row.state) for row in rows]
+        where += " AND shipment_id = $2"
+        args.append(shipment_id)
+    elif state is not None and entered_at is not None:
+        where += " AND state = $2 AND state_changed_at = $3"
+        args += [state, entered_at]
+    # Four arrays instead of N rows: a 100,000-item order loads in a fraction of the time.
+    columns = await (await _raw(conn)).fetchrow(
+        f"""SELECT array_agg(id ORDER BY id), array_agg(sku ORDER BY id), array_agg(quantity ORDER BY id),
+                   array_agg(state ORDER BY id)
+            FROM order_state.sales_order_item WHERE {where}""",
+        *args,
+    )
+    if columns[0] is None:
+        return []
+    return list(map(ItemFacts._make, zip(*columns, strict=True)))
+
+
+def multirange(item_ids: list[int]) -> str:
+    """PostgreSQL int8multirange text for a list of ids: [1, 2, 3, 7] -> {[1,4),[7,8)}."""
+    return "{" + ",".join(f"[{first},{last + 1})" for first, last in to_ranges(item_ids)) + "}"
+
+
+_HISTORY = text(
+    """INSERT INTO order_state.sales_order_item_state_history
+           (order_id, item_ids, item_count, from_state, to_state, event, changed_at)
+       VALUES (:order_id, CAST(CAST(:ids AS text) AS int8multirange), :count, :source, :target, :event, :now)"""
+)
 
 
 async def record_entry(conn: AsyncConnection, order_ids: list[int], state: str, now: datetime) -> None:
-    """History rows for newly created items (from no state into the initial one)."""
+    """History rows for newly created items (from no state into the initial one), one per order."""
     await conn.execute(
         text(
-            """INSERT INTO order_state.sales_order_item_state_history (item_id, from_state, to_state, event, changed_at)
-               SELECT id, NULL, :state, NULL, :now FROM order_state.sales_order_item WHERE order_id = ANY(:ids)"""
+            """INSERT INTO order_state.sales_order_item_state_history
+                   (order_id, item_ids, item_count, from_state, to_state, event, changed_at)
+               SELECT order_id, range_agg(int8range(id, id + 1)), count(*), NULL, :state, NULL, :now
+               FROM order_state.sales_order_item WHERE order_id = ANY(:ids) GROUP BY order_id"""
         ).bindparams(_IDS),
         {"ids": order_ids, "state": state, "now": now},
     )
 
 
-async def write_timeouts(conn: AsyncConnection, order_id: int, timeouts: list[Timeout]) -> None:
-    for timeout in timeouts:
-        await conn.execute(
-            text(
-                """INSERT INTO order_state.sales_order_item_timeout (item_id, event, order_id, state, due_at)
-                   SELECT unnest(:ids), :event, :order_id, :state, :due_at
-                   ON CONFLICT (item_id, event) DO UPDATE SET state = excluded.state, due_at = excluded.due_at"""
-            ).bindparams(_IDS),
+async def write_timeouts(conn: AsyncConnection, order_id: int, timeouts: list[Timeout], entered_at: datetime) -> None:
+    if not timeouts:
+        return
+    await conn.execute(
+        text(
+            """INSERT INTO order_state.state_timeout (order_id, state, event, entered_at, due_at)
+               VALUES (:order_id, :state, :event, :entered_at, :due_at) ON CONFLICT DO NOTHING"""
+        ),
+        [
             {
-                "ids": timeout.item_ids,
-                "event": timeout.event,
                 "order_id": order_id,
                 "state": timeout.state,
+                "event": timeout.event,
+                "entered_at": entered_at,
                 "due_at": timeout.due_at,
-            },
-        )
+            }
+            for timeout in timeouts
+        ],
+    )
 
 
 async def write_plan(conn: AsyncConnection, order_id: int, plan: Plan, now: datetime) -> None:
-    """Final states, history, timeouts and command log of a plan: a few statements per distinct state."""
-    changed = plan.changed
+    """Final states, history, timeouts and command log of a plan: a few statements per distinct state,
+    whatever the number of items. Timeouts of the states items left need no deleting: a timeout applies
+    to the items still in its state since its entry time."""
     by_state: dict[str, list[int]] = defaultdict(list)
-    for item_id, state in changed.items():
+    for item_id, state in plan.changed.items():
         by_state[state].append(item_id)
     for state, ids in by_state.items():
         await conn.execute(
@@ -124,28 +165,39 @@ async def write_plan(conn: AsyncConnection, order_id: int, plan: Plan, now: date
             ).bindparams(_IDS),
             {"ids": ids, "state": state, "now": now},
         )
-    for move in plan.moves:
+    if plan.moves:
+        await conn.execute(
+            _HISTORY,
+            [
+                {
+                    "order_id": order_id,
+                    "ids": multirange(move.item_ids),
+                    "count": len(move.item_ids),
+                    "source": move.source,
+                    "target": move.target,
+                    "event": move.event,
+                    "now": now,
+                }
+                for move in plan.moves
+            ],
+        )
+    await write_timeouts(conn, order_id, plan.timeouts, now)
+    if plan.condition_checks:
         await conn.execute(
             text(
-                """INSERT INTO order_state.sales_order_item_state_history
-                       (item_id, from_state, to_state, event, changed_at)
-                   SELECT unnest(:ids), :source, :target, :event, :now"""
-            ).bindparams(_IDS),
-            {"ids": move.item_ids, "source": move.source, "target": move.target, "event": move.event, "now": now},
+                """INSERT INTO order_state.state_condition_check (order_id, state, entered_at, next_check_at)
+                   VALUES (:order_id, :state, :now, :now) ON CONFLICT DO NOTHING"""
+            ),
+            [{"order_id": order_id, "state": state, "now": now} for state in plan.condition_checks],
         )
-    if changed:
-        await conn.execute(
-            text("DELETE FROM order_state.sales_order_item_timeout WHERE item_id = ANY(:ids)").bindparams(_IDS),
-            {"ids": list(changed)},
-        )
-    await write_timeouts(conn, order_id, plan.timeouts)
     if plan.commands:
         await conn.execute(
             text(
                 """INSERT INTO order_state.transition_log
-                       (order_id, event, command, source_state, target_state, item_ids, error, created_at)
-                   VALUES (:order_id, :event, :command, :source, :target, :ids, :error, :now)"""
-            ).bindparams(_IDS),
+                       (order_id, event, command, source_state, target_state, item_ids, item_count, error, created_at)
+                   VALUES (:order_id, :event, :command, :source, :target,
+                           CAST(CAST(:ids AS text) AS int8multirange), :count, :error, :now)"""
+            ),
             [
                 {
                     "order_id": order_id,
@@ -153,7 +205,8 @@ async def write_plan(conn: AsyncConnection, order_id: int, plan: Plan, now: date
                     "command": run.command,
                     "source": run.source,
                     "target": run.target,
-                    "ids": run.item_ids,
+                    "ids": multirange(run.item_ids),
+                    "count": len(run.item_ids),
                     "error": run.error,
                     "now": now,
                 }

@@ -102,7 +102,7 @@ async def test_spryker_format_process_with_prefixed_subprocess_happy_and_cancell
     await wait_for_states(engine, cancelled["order_reference"], {"cancelled"})
     history = await rows(
         engine,
-        """SELECT DISTINCT h.from_state, h.to_state, h.event FROM order_state.sales_order_item_state_history h
+        """SELECT DISTINCT h.from_state, h.to_state, h.event FROM order_state.item_state_history h
            JOIN order_state.sales_order_item i ON i.id = h.item_id JOIN order_state.sales_order o ON o.id = i.order_id
            WHERE o.order_reference = :r ORDER BY 1 NULLS FIRST""",
         r=cancelled["order_reference"],

@@ -52,8 +52,8 @@ async def test_placed_order_is_stored_invoiced_mailed_and_shipped(settings, serv
     assert {item.state for item in items} == {"payment pending"}
     history = await rows(
         engine,
-        """SELECT h.from_state, h.to_state, h.event FROM order_state.sales_order_item_state_history h
-           WHERE h.item_id = :item ORDER BY h.id""",
+        """SELECT h.from_state, h.to_state, h.event FROM order_state.item_state_history h
+           WHERE h.item_id = :item ORDER BY h.change_id""",
         item=items[0].id,
     )
     assert [tuple(row) for row in history] == [(None, "new", None), ("new", "payment pending", "authorize")]

@@ -44,7 +44,7 @@ def catalog(settings) -> ProcessCatalog:
 async def due_times(engine, reference: str) -> dict[str, set[datetime]]:
     found = await rows(
         engine,
-        """SELECT t.event, t.due_at FROM order_state.sales_order_item_timeout t
+        """SELECT t.event, t.due_at FROM order_state.item_timeout t
            JOIN order_state.sales_order o ON o.id = t.order_id WHERE o.order_reference = :r""",
         r=reference,
     )
@@ -117,7 +117,7 @@ async def test_two_schedulers_at_once_never_fire_a_timeout_twice(settings, servi
 
     fired = await rows(
         engine,
-        """SELECT h.item_id, count(*) AS times FROM order_state.sales_order_item_state_history h
+        """SELECT h.item_id, count(*) AS times FROM order_state.item_state_history h
            WHERE h.item_id = ANY(:ids) AND h.event = 'Payment - remind' GROUP BY h.item_id""",
         ids=[row.id for row in items],
     )
@@ -125,7 +125,7 @@ async def test_two_schedulers_at_once_never_fire_a_timeout_twice(settings, servi
     assert {row.times for row in fired} == {1}
     reminders = await rows(
         engine,
-        """SELECT count(*) AS runs, sum(cardinality(l.item_ids)) AS items FROM order_state.transition_log l
+        """SELECT count(*) AS runs, sum(l.item_count) AS items FROM order_state.transition_log l
            JOIN order_state.sales_order o ON o.id = l.order_id
            WHERE o.order_reference = ANY(:r) AND l.command = 'Oms/SendPaymentReminder'""",
         r=references,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.envelope import Event
 
@@ -31,8 +31,7 @@ class OrderFacts:
     correlation_id: Any = None
 
 
-@dataclass(frozen=True)
-class ItemFacts:
+class ItemFacts(NamedTuple):
     id: int
     sku: str
     quantity: int

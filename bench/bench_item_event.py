@@ -1,0 +1,135 @@
+"""One event on every item of a 100,000-item order, set-based, next to one UPDATE per item.
+
+    .venv/bin/python -m bench.bench_item_event [--items 100000]
+
+Both run in the same process against the same PostgreSQL (embedded unless OMS_DATABASE_URL is set),
+each on its own order of N items in "payment pending" of the default process. Ours fires `pay`, which
+takes the items to "paid" and, through the onEnter event `confirm` (with its command), to
+"confirmed": final states, two history rows per item, timeouts dropped and recorded, the command log
+and the item.state_changed event in the outbox, in one transaction. The baseline only updates each
+item's state with its own UPDATE statement, as a loop over ORM objects would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bench.common import database
+from services.order_state.domain.process.engine import Timeout
+from services.order_state.item_events import fire
+from services.order_state.process_catalog import ProcessCatalog
+from services.order_state.state_store import load_items, lock_order, record_entry, write_timeouts
+from services.order_state.tables import outbox
+from services.runtime.db import create_engine
+from services.runtime.settings import Settings
+from services.runtime.unit_of_work import UnitOfWork
+
+
+async def make_order(engine: AsyncEngine, reference: str, items: int) -> int:
+    """An order of `items` items in "payment pending" with their `pay` timeouts, made set-based."""
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        order_id = (
+            await conn.execute(
+                text(
+                    """INSERT INTO order_state.sales_order (order_reference, store, locale, currency, price_mode,
+                           customer, billing_address, payment_method, process_name, totals, placed_at,
+                           placed_event_id)
+                       VALUES (:r, 'DE', 'de_DE', 'EUR', 'GROSS_MODE', '{"email": "b@example.com"}', '{}',
+                               'dummyPaymentInvoice', 'OmsDefault01', '{"grand_total": 100}', now(),
+                               gen_random_uuid())
+                       RETURNING id"""
+                ),
+                {"r": reference},
+            )
+        ).scalar_one()
+        await conn.execute(
+            text(
+                """INSERT INTO order_state.sales_order_item
+                       (order_id, line_number, sku, quantity, state, state_changed_at)
+                   SELECT :o, 1, 'SKU-BULK', 1, 'payment pending', :now FROM generate_series(1, :n)"""
+            ),
+            {"o": order_id, "n": items, "now": now},
+        )
+        await record_entry(conn, [order_id], "payment pending", now)
+        await write_timeouts(conn, order_id, [Timeout("payment pending", "pay", now + timedelta(hours=1), [])], now)
+    async with engine.connect() as conn:
+        await conn.execute(text("ANALYZE order_state.sales_order_item"))
+    return order_id
+
+
+async def ours(engine: AsyncEngine, catalog: ProcessCatalog, reference: str) -> float:
+    started = time.perf_counter()
+    async with engine.begin() as conn:
+        order = await lock_order(conn, reference=reference)
+        assert order is not None
+        items = await load_items(conn, order.id)
+        uow = UnitOfWork(conn, outbox, "order_state")
+        plan = await fire(uow, catalog, order, items, "pay", datetime.now(UTC))
+        await uow.flush()
+    elapsed = time.perf_counter() - started
+    assert len(plan.changed) == len(items) and set(plan.changed.values()) == {"confirmed"}
+    return elapsed
+
+
+async def baseline(engine: AsyncEngine, order_id: int) -> float:
+    async with engine.connect() as conn:
+        ids = list(
+            (
+                await conn.execute(
+                    text("SELECT id FROM order_state.sales_order_item WHERE order_id = :o"), {"o": order_id}
+                )
+            ).scalars()
+        )
+    started = time.perf_counter()
+    async with engine.begin() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        statement = await raw.prepare(
+            "UPDATE order_state.sales_order_item SET state = 'confirmed', state_changed_at = now() WHERE id = $1"
+        )
+        for item_id in ids:
+            await statement.fetch(item_id)
+    return time.perf_counter() - started
+
+
+async def run(settings: Settings, items: int) -> None:
+    engine = create_engine(settings, "order_state")
+    catalog = ProcessCatalog.load(settings)
+    try:
+        stamp = int(time.time())
+        ours_order = f"BENCH-{stamp}-A"
+        await make_order(engine, ours_order, items)
+        base_order_id = await make_order(engine, f"BENCH-{stamp}-B", items)
+        ours_seconds = await ours(engine, catalog, ours_order)
+        base_seconds = await baseline(engine, base_order_id)
+        async with engine.connect() as conn:
+            outbox_bytes = (
+                await conn.execute(
+                    text("SELECT max(length(value)) FROM order_state.outbox WHERE topic = 'item.state_changed'")
+                )
+            ).scalar()
+    finally:
+        await engine.dispose()
+    print(f"items per order                    : {items:,}")
+    print(f"set-based event (pay -> confirmed) : {ours_seconds:.3f} s")
+    print(f"baseline, one UPDATE per item      : {base_seconds:.3f} s")
+    print(f"ratio (baseline / ours)            : {base_seconds / ours_seconds:.1f}x")
+    print(f"item.state_changed message size    : {outbox_bytes:,} bytes")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=100_000)
+    args = parser.parse_args()
+    with database() as settings:
+        asyncio.run(run(settings, args.items))
+
+
+if __name__ == "__main__":
+    main()
