@@ -190,3 +190,15 @@ async def _shipments_known(engine, reference):
     for row in found:
         by_shipment.setdefault(row.shipment_id, []).append(row.id)
     return by_shipment if len(by_shipment) == 2 else None
+
+
+async def test_an_order_for_an_unknown_process_is_dead_lettered_with_the_reason(settings, services, engine):
+    order = new_order(1, process_name="NoSuchProcess01")
+    await publish_orders(settings, [order])
+    async with TopicReader(settings, "dlq.order_state") as reader:
+        await reader.wait_for(lambda _: [r for r in reader.records if r.key == order["order_reference"].encode()])
+        (dead,) = [r for r in reader.records if r.key == order["order_reference"].encode()]
+    reason = dict(dead.headers)["dlq.reason"].decode()
+    assert reason.startswith("unknown process 'NoSuchProcess01'; known: ")
+    assert "OmsDefault01" in reason and "Prepayment01" in reason
+    assert await item_states(engine, order["order_reference"]) == {}
