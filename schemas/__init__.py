@@ -23,7 +23,14 @@ from schemas.orders import (
     Totals,
 )
 from schemas.registry import EVENT_MODELS, model_for_topic
-from schemas.shipments import ShipmentCreated
+from schemas.shipments import (
+    RefusedSplitItem,
+    ShipmentCreated,
+    ShipmentSplit,
+    ShipmentSplitRejected,
+    ShipmentSplitRequested,
+    ShipmentUpdated,
+)
 
 __all__ = [
     "EVENT_MODELS",
@@ -42,9 +49,14 @@ __all__ = [
     "OrderPlaced",
     "PlacedLine",
     "RefusedItem",
+    "RefusedSplitItem",
     "Shipment",
     "ShipmentCreated",
     "ShipmentMethod",
+    "ShipmentSplit",
+    "ShipmentSplitRejected",
+    "ShipmentSplitRequested",
+    "ShipmentUpdated",
     "StateChange",
     "Totals",
     "from_ranges",

@@ -6,7 +6,13 @@ from schemas.envelope import Event
 from schemas.invoices import InvoiceGenerated, InvoiceGenerationRequested, InvoiceSent
 from schemas.items import ItemStateChanged, OrderItemEventRejected, OrderItemEventRequested
 from schemas.orders import OrderCreated, OrderPlaced
-from schemas.shipments import ShipmentCreated
+from schemas.shipments import (
+    ShipmentCreated,
+    ShipmentSplit,
+    ShipmentSplitRejected,
+    ShipmentSplitRequested,
+    ShipmentUpdated,
+)
 
 EVENT_MODELS: dict[str, type[Event]] = {
     model.TOPIC: model
@@ -20,6 +26,10 @@ EVENT_MODELS: dict[str, type[Event]] = {
         InvoiceGenerated,
         InvoiceSent,
         ShipmentCreated,
+        ShipmentSplitRequested,
+        ShipmentSplitRejected,
+        ShipmentSplit,
+        ShipmentUpdated,
     )
 }
 

@@ -67,11 +67,15 @@ class Plan:
     original_states: dict[int, str] = field(default_factory=dict)
     timeouts: list[Timeout] = field(default_factory=list)
     condition_checks: list[str] = field(default_factory=list)  # states entered that have eventless transitions
+    _changed: dict[int, str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def changed(self) -> dict[int, str]:
-        """Items whose state differs now, with their new state."""
-        return {item: state for item, state in self.final_states.items() if state != self.original_states[item]}
+        """Items whose state differs now, with their new state (computed once, when the plan is complete)."""
+        if self._changed is None:
+            original = self.original_states
+            self._changed = {item: state for item, state in self.final_states.items() if state != original[item]}
+        return self._changed
 
     @property
     def failed(self) -> list[CommandRun]:
