@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from faststream import FastStream
 
-from schemas import OrderItemEventRequested, OrderPlaced, ShipmentCreated, model_for_topic
+from schemas import OrderItemEventRequested, OrderPlaced, ShipmentCreated, ShipmentSplit, model_for_topic
 from schemas.envelope import Event
 from services.order_state import handlers
 from services.order_state.process_catalog import ProcessCatalog
@@ -32,10 +32,14 @@ def subscribe(context: ServiceContext) -> None:
     async def assign_shipments(uow: UnitOfWork, shipments: Sequence[Incoming[ShipmentCreated]]) -> None:
         await handlers.assign_shipments(uow, shipments)
 
+    async def follow_splits(uow: UnitOfWork, splits: Sequence[Incoming[ShipmentSplit]]) -> None:
+        await handlers.assign_shipments(uow, splits)
+
     consumer, broker = context.consumer, context.broker
     consumer.subscribe(broker, OrderPlaced.TOPIC, OrderPlaced, place_orders)
     consumer.subscribe(broker, OrderItemEventRequested.TOPIC, OrderItemEventRequested, trigger_item_events)
     consumer.subscribe(broker, ShipmentCreated.TOPIC, ShipmentCreated, assign_shipments)
+    consumer.subscribe(broker, ShipmentSplit.TOPIC, ShipmentSplit, follow_splits)
     for topic, event in sorted(context.settings.fact_events.items()):
 
         async def apply_fact(uow: UnitOfWork, facts: Sequence[Incoming[Event]], event: str = event) -> None:
@@ -57,7 +61,13 @@ async def run_scheduler(context: ServiceContext, stop: asyncio.Event) -> None:
 
 
 def topics(settings: Settings) -> list[str]:
-    return [OrderPlaced.TOPIC, OrderItemEventRequested.TOPIC, ShipmentCreated.TOPIC, *sorted(settings.fact_events)]
+    return [
+        OrderPlaced.TOPIC,
+        OrderItemEventRequested.TOPIC,
+        ShipmentCreated.TOPIC,
+        ShipmentSplit.TOPIC,
+        *sorted(settings.fact_events),
+    ]
 
 
 DEFINITION = ServiceDefinition(

@@ -18,6 +18,7 @@ from schemas import (
     OrderPlaced,
     RefusedItem,
     ShipmentCreated,
+    ShipmentSplit,
 )
 from schemas.envelope import Event
 from services.order_state.domain.process.model import INITIAL_STATE
@@ -293,18 +294,22 @@ async def apply_fact(uow: UnitOfWork, facts: Sequence[Incoming[Event]], catalog:
         await fire(uow, catalog, order, items, event, datetime.now(UTC), refuse=False, cause=fact)
 
 
-async def assign_shipments(uow: UnitOfWork, shipments: Sequence[Incoming[ShipmentCreated]]) -> None:
-    """Learn from shipping which shipment each item is in, so events can be triggered per shipment."""
-    for incoming in shipments:
-        shipment = incoming.event
+async def assign_shipments(
+    uow: UnitOfWork, facts: Sequence[Incoming[ShipmentCreated]] | Sequence[Incoming[ShipmentSplit]]
+) -> None:
+    """Learn from shipping which shipment each item is in (at placement and after splits), so events can
+    be triggered per shipment."""
+    for incoming in facts:
+        fact = incoming.event
+        shipment_id = fact.shipment_id if isinstance(fact, ShipmentCreated) else fact.to_shipment_id
         await uow.conn.execute(
             update(sales_order_item)
             .where(
-                sales_order_item.c.id.in_(shipment.item_ids),
+                sales_order_item.c.id.in_(fact.item_ids),
                 sales_order_item.c.order_id
                 == select(sales_order.c.id)
-                .where(sales_order.c.order_reference == shipment.order_reference)
+                .where(sales_order.c.order_reference == fact.order_reference)
                 .scalar_subquery(),
             )
-            .values(shipment_id=shipment.shipment_id)
+            .values(shipment_id=shipment_id)
         )

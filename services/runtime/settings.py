@@ -77,9 +77,22 @@ class Settings(BaseSettings):
     timeout_check_interval_seconds: float = 1.0
     condition_check_interval_seconds: float = 10.0
     split_delivery_enabled: bool = True
+    shipped_states: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["shipped"])
+    delivered_states: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["delivered", "closed", "returned", "refunded"]
+    )
+    canceled_states: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["cancelled", "canceled", "invalid"]
+    )
+    shipment_methods: dict[str, dict[str, object]] = Field(
+        default_factory=dict,
+        description='JSON: method key -> {"name", "price", "carrier", "tax_rate"}, for splits into a new method.',
+    )
     log_level: str = "INFO"
 
-    @field_validator("invoice_bcc", "process_dirs", mode="before")
+    @field_validator(
+        "invoice_bcc", "process_dirs", "shipped_states", "delivered_states", "canceled_states", mode="before"
+    )
     @classmethod
     def _split_bcc(cls, value: object) -> object:
         if isinstance(value, str):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from faststream import FastStream
 
-from schemas import OrderCreated
+from schemas import ItemStateChanged, OrderCreated, ShipmentSplitRequested
 from services.runtime.consumer import Incoming
 from services.runtime.service import ServiceContext, ServiceDefinition, create_app
 from services.runtime.settings import Settings, get_settings
@@ -21,11 +21,23 @@ def subscribe(context: ServiceContext) -> None:
     async def create_shipments(uow: UnitOfWork, created: Sequence[Incoming[OrderCreated]]) -> None:
         await handlers.create_shipments(uow, created, settings)
 
-    context.consumer.subscribe(context.broker, OrderCreated.TOPIC, OrderCreated, create_shipments)
+    async def split_shipments(uow: UnitOfWork, requests: Sequence[Incoming[ShipmentSplitRequested]]) -> None:
+        await handlers.split_shipments(uow, requests, settings)
+
+    async def follow_item_states(uow: UnitOfWork, changes: Sequence[Incoming[ItemStateChanged]]) -> None:
+        await handlers.follow_item_states(uow, changes, settings)
+
+    consumer, broker = context.consumer, context.broker
+    consumer.subscribe(broker, OrderCreated.TOPIC, OrderCreated, create_shipments)
+    consumer.subscribe(broker, ShipmentSplitRequested.TOPIC, ShipmentSplitRequested, split_shipments)
+    consumer.subscribe(broker, ItemStateChanged.TOPIC, ItemStateChanged, follow_item_states)
 
 
 DEFINITION = ServiceDefinition(
-    name=SCHEMA, metadata=metadata, subscribe=subscribe, topics=lambda _settings: [OrderCreated.TOPIC]
+    name=SCHEMA,
+    metadata=metadata,
+    subscribe=subscribe,
+    topics=lambda _settings: [OrderCreated.TOPIC, ShipmentSplitRequested.TOPIC, ItemStateChanged.TOPIC],
 )
 
 

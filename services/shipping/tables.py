@@ -40,6 +40,7 @@ shipment = Table(
     Column("currency", Text, nullable=False),
     Column("status", Text, nullable=False, server_default="new"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("order_reference", "group_key", name="uq_shipment_order_group"),
 )
 
@@ -50,4 +51,17 @@ shipment_item = Table(
     Column("shipment_id", BigInteger, ForeignKey("shipment.id", ondelete="CASCADE"), nullable=False),
     Column("order_reference", Text, nullable=False),
     Index("ix_shipment_item_shipment_id", "shipment_id"),
+    Index("ix_shipment_item_order_reference", "order_reference"),
+)
+
+# The last state order_state reported for each item (item.state_changed): a shipment's status follows it,
+# and items that are shipped, delivered or canceled cannot be moved.
+item_state = Table(
+    "item_state",
+    metadata,
+    Column("item_id", BigInteger, primary_key=True),
+    Column("order_reference", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_item_state_order_reference", "order_reference"),
 )

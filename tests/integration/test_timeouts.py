@@ -139,26 +139,48 @@ async def test_transitions_without_an_event_are_checked_periodically(settings, s
     paid["lines"][0]["sku"] = "GIFT-CARD-50"
     unpaid = new_order(1, process_name="GiftCardExpress01", payment_method="dummyPaymentUnpaid")
     await publish_orders(settings, [paid, unpaid])
-    for order in (paid, unpaid):
-        await wait_for_states(engine, order["order_reference"], {"authorized"})
 
-    scheduler = Scheduler(engine, catalog, outbox)
-    await scheduler.check_conditions()
-
-    # authorized -> captured has no event and the condition DummyPayment/IsPayed: it holds for one order.
-    # captured's onEnter event `route` sends gift cards one way (condition GiftCard/IsGiftCard), the rest
-    # the other way.
-    states = await item_states(engine, paid["order_reference"])
-    by_sku = dict(
-        (row.sku, row.state)
+    # authorized -> captured has no event, only the condition DummyPayment/IsPayed; the service's scheduler
+    # re-checks it without anyone firing an event. captured's onEnter event `route` then sends gift cards
+    # one way (condition GiftCard/IsGiftCard) and the rest the other.
+    await wait_for_states(engine, paid["order_reference"], {"gift card created", "delivered", "waiting for shipment"})
+    by_sku = {
+        row.sku: row.state
         for row in await rows(
             engine,
             """SELECT i.sku, i.state FROM order_state.sales_order_item i JOIN order_state.sales_order o
                ON o.id = i.order_id WHERE o.order_reference = :r""",
             r=paid["order_reference"],
         )
-    )
+    }
     assert by_sku["GIFT-CARD-50"] in {"gift card created", "delivered"}
     assert by_sku["SKU-PALLET-WATER"] == "waiting for shipment"
-    assert len(states) == 3
+    history = await rows(
+        engine,
+        """SELECT DISTINCT h.from_state, h.to_state, h.event FROM order_state.item_state_history h
+           JOIN order_state.sales_order o ON o.id = h.order_id WHERE o.order_reference = :r AND h.event IS NULL
+           AND h.from_state IS NOT NULL""",
+        r=paid["order_reference"],
+    )
+    assert [tuple(row) for row in history] == [("authorized", "captured", None)]
+
+    # Where the condition does not hold, the items wait and the check comes back later.
+    await wait_for_states(engine, unpaid["order_reference"], {"authorized"})
+    clock = Clock()
+    clock.now += timedelta(minutes=5)
+    scheduler = Scheduler(engine, catalog, outbox, clock=clock, condition_interval=timedelta(seconds=10))
+    await scheduler.check_conditions()
     assert set((await item_states(engine, unpaid["order_reference"])).values()) == {"authorized"}
+    (check,) = await rows(
+        engine,
+        """SELECT c.next_check_at FROM order_state.state_condition_check c
+           JOIN order_state.sales_order o ON o.id = c.order_id WHERE o.order_reference = :r""",
+        r=unpaid["order_reference"],
+    )
+    assert check.next_check_at == clock.now + timedelta(seconds=10)
+    assert not await rows(
+        engine,
+        """SELECT 1 FROM order_state.state_condition_check c JOIN order_state.sales_order o ON o.id = c.order_id
+           WHERE o.order_reference = :r AND c.state = 'authorized'""",
+        r=paid["order_reference"],
+    )
