@@ -15,9 +15,11 @@ from typing import Annotated
 
 import typer
 
-from services.order_state.cli_order import OrderCliError, matrix, order_app
+from services.order_state.cli_order import matrix, order_app
 from services.order_state.cli_process import process_app
+from services.runtime.cli_support import CliError, settings_or_error
 from services.runtime.settings import SERVICES, Settings
+from services.shipping.cli_shipment import shipment_app
 
 app = typer.Typer(
     help="Order management system: worker services on Kafka and PostgreSQL.",
@@ -31,13 +33,10 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(topics_app, name="topics")
 app.add_typer(process_app, name="process")
 app.add_typer(order_app, name="order")
+app.add_typer(shipment_app, name="shipment")
 app.command("matrix")(matrix)
 
 log = logging.getLogger("oms")
-
-
-class CliError(Exception):
-    """A problem the user can fix; printed without a traceback."""
 
 
 def _configure_logging(settings: Settings, name: str = "oms") -> None:
@@ -51,10 +50,7 @@ def _configure_logging(settings: Settings, name: str = "oms") -> None:
 
 
 def _settings() -> Settings:
-    try:
-        return Settings()
-    except Exception as exc:
-        raise CliError(f"invalid settings: {exc}") from exc
+    return settings_or_error()
 
 
 def _check_service(name: str) -> str:
@@ -296,7 +292,7 @@ def up(
 def main() -> None:
     try:
         app()
-    except (CliError, OrderCliError) as exc:
+    except CliError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

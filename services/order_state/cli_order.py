@@ -14,14 +14,9 @@ from rich.table import Table
 from schemas import OrderItemEventRequested
 from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.queries import OrderPage, order_matrix, order_page
-from services.runtime.db import create_engine
-from services.runtime.settings import Settings
+from services.runtime.cli_support import CliError, publish_event, settings_or_error, with_connection
 
 order_app = typer.Typer(help="Orders: trigger events, show an order.", no_args_is_help=True)
-
-
-class OrderCliError(Exception):
-    """A problem the user can fix; printed without a traceback."""
 
 
 def for_how_long(delta: timedelta) -> str:
@@ -37,37 +32,6 @@ def for_how_long(delta: timedelta) -> str:
     return f"{hours // 24} days"
 
 
-async def _with_connection(settings: Settings, work: Any) -> Any:
-    engine = create_engine(settings, "order_state")
-    try:
-        async with engine.connect() as conn:
-            return await work(conn)
-    except OSError as exc:
-        raise OrderCliError(f"cannot reach the order_state database: {exc}") from exc
-    finally:
-        await engine.dispose()
-
-
-async def publish_event(settings: Settings, event: Any) -> None:
-    from services.runtime.relay import create_producer
-    from services.runtime.unit_of_work import event_headers
-
-    producer = create_producer(settings, "oms-cli")
-    try:
-        await asyncio.wait_for(producer.start(), timeout=15)
-    except Exception as exc:
-        raise OrderCliError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
-    try:
-        await producer.send_and_wait(
-            event.TOPIC,
-            event.model_dump_json().encode(),
-            key=event.order_reference.encode(),
-            headers=[(name, value.encode()) for name, value in event_headers(event)],
-        )
-    finally:
-        await producer.stop()
-
-
 @order_app.command("trigger")
 def trigger(
     reference: Annotated[str, typer.Argument(help="Order reference.")],
@@ -78,8 +42,8 @@ def trigger(
 ) -> None:
     """Ask order_state to fire EVENT for the whole order, one shipment or chosen items."""
     if items and shipment is not None:
-        raise OrderCliError("give --items or --shipment, not both")
-    settings = Settings()
+        raise CliError("give --items or --shipment, not both")
+    settings = settings_or_error()
     try:
         request = OrderItemEventRequested(
             order_reference=reference,
@@ -89,7 +53,7 @@ def trigger(
             requested_by=requested_by,
         )
     except ValueError as exc:
-        raise OrderCliError(f"invalid request: {exc}") from exc
+        raise CliError(f"invalid request: {exc}") from exc
     asyncio.run(publish_event(settings, request))
     scope = f"items {', '.join(map(str, items))}" if items else f"shipment {shipment}" if shipment else "all items"
     typer.echo(
@@ -133,13 +97,15 @@ def show(
     limit: Annotated[int, typer.Option(min=1, help="Items shown per state.")] = 20,
 ) -> None:
     """The order page: items grouped by state, how long each has been there, history, events possible now."""
-    settings = Settings()
+    settings = settings_or_error()
     catalog = ProcessCatalog.load(settings)
     page = asyncio.run(
-        _with_connection(settings, lambda conn: order_page(conn, reference, catalog, items_per_state=limit))
+        with_connection(
+            settings, "order_state", lambda conn: order_page(conn, reference, catalog, items_per_state=limit)
+        )
     )
     if page is None:
-        raise OrderCliError(f"there is no order {reference!r}")
+        raise CliError(f"there is no order {reference!r}")
     now = datetime.now(UTC)
     if as_json:
         typer.echo(json.dumps(_page_json(page, now), indent=2, default=str))
@@ -189,10 +155,10 @@ def show(
 
 def matrix(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """The order matrix: items per process and state, by time since their last state change."""
-    settings = Settings()
+    settings = settings_or_error()
     catalog = ProcessCatalog.load(settings)
     now = datetime.now(UTC)
-    rows = asyncio.run(_with_connection(settings, lambda conn: order_matrix(conn, now, catalog)))
+    rows = asyncio.run(with_connection(settings, "order_state", lambda conn: order_matrix(conn, now, catalog)))
     if as_json:
         typer.echo(json.dumps([row.as_dict() for row in rows], indent=2))
         return
