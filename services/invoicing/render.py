@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal, get_currency_precision
+from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from services.runtime.formatting import money
 
 DEFAULT_TEMPLATES = Path(__file__).parent / "templates"
 
@@ -21,11 +23,6 @@ class RenderedInvoice:
     subject: str
     text: str
     html: str
-
-
-def money(amount_minor: int, currency: str, locale: str) -> str:
-    digits = get_currency_precision(currency)
-    return format_currency(Decimal(amount_minor).scaleb(-digits), currency, locale=locale)
 
 
 @lru_cache(maxsize=8)

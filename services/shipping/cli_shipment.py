@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import Address, Shipment, ShipmentMethod, ShipmentSplitRequested
-from services.invoicing.render import money
 from services.runtime.cli_support import CliError, publish_event, settings_or_error, with_connection
+from services.runtime.formatting import money
 
 shipment_app = typer.Typer(help="Shipments: list them, split items into another shipment.", no_args_is_help=True)
 
