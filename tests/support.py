@@ -162,3 +162,39 @@ async def request_event(settings: Settings, reference: str, event: str, **scope:
     }
     await publish_raw(settings, "order.item_event_requested", [(reference.encode(), json.dumps(request).encode())])
     return request
+
+
+async def request_split(settings: Settings, reference: str, item_ids: list[int], **target: Any) -> dict[str, Any]:
+    """Publish shipment.split_requested as plain JSON (target_shipment_id=... or new_shipment={...})."""
+    request = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "shipment.split_requested",
+        "occurred_at": "2026-11-23T10:00:00Z",
+        "order_reference": reference,
+        "item_ids": item_ids,
+        **target,
+    }
+    await publish_raw(settings, "shipment.split_requested", [(reference.encode(), json.dumps(request).encode())])
+    return request
+
+
+async def shipments_of(engine: AsyncEngine, reference: str) -> dict[int, dict[str, Any]]:
+    """Shipment id -> {status, method_key, expense, date, items} as shipping stores it."""
+    found = await rows(
+        engine,
+        """SELECT s.id, s.status, s.method_key, s.expense_amount, s.requested_delivery_date,
+                  array_agg(si.item_id ORDER BY si.item_id) FILTER (WHERE si.item_id IS NOT NULL) AS items
+           FROM shipping.shipment s LEFT JOIN shipping.shipment_item si ON si.shipment_id = s.id
+           WHERE s.order_reference = :r GROUP BY s.id ORDER BY s.id""",
+        r=reference,
+    )
+    return {
+        row.id: {
+            "status": row.status,
+            "method": row.method_key,
+            "expense": row.expense_amount,
+            "date": row.requested_delivery_date,
+            "items": row.items or [],
+        }
+        for row in found
+    }
