@@ -1,7 +1,13 @@
 """Event contracts shared by every service. One pydantic model per event; see `registry`."""
 
 from schemas.envelope import Event, Money
-from schemas.invoices import InvoiceGenerated, InvoiceGenerationRequested, InvoiceSent
+from schemas.invoices import (
+    InvoiceGenerated,
+    InvoiceGenerationRequested,
+    InvoiceResendRejected,
+    InvoiceResendRequested,
+    InvoiceSent,
+)
 from schemas.items import (
     ItemStateChanged,
     OrderItemEventRejected,
@@ -39,6 +45,8 @@ __all__ = [
     "Event",
     "InvoiceGenerated",
     "InvoiceGenerationRequested",
+    "InvoiceResendRejected",
+    "InvoiceResendRequested",
     "InvoiceSent",
     "ItemStateChanged",
     "Money",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar
@@ -22,9 +23,20 @@ OrderReference = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"),
 ]
-# Control characters are refused: the reference travels into ERPs, e-mail and log lines.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def no_control_characters(value: str) -> str:
+    """Text that travels into e-mail headers, documents, ERPs and log lines: CR/LF and other control
+    characters are refused (they are how header injection is done)."""
+    found = _CONTROL.search(value)
+    if found:
+        raise ValueError(f"must not contain control characters (found {found.group()!r} at position {found.start()})")
+    return value
+
+
 CustomOrderReference = Annotated[
-    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(no_control_characters)
 ]
 
 

@@ -35,3 +35,20 @@ class InvoiceSent(Event):
     invoice_reference: str
     recipient: EmailStr
     bcc_count: int
+    purpose: Literal["invoice", "resend"] = "invoice"
+    message_id: str | None = None
+
+
+class InvoiceResendRequested(Event):
+    """Back office: send the invoice e-mail again, on purpose (recorded with who asked)."""
+
+    TOPIC: ClassVar[str] = "invoice.resend_requested"
+    event_type: Literal["invoice.resend_requested"] = "invoice.resend_requested"
+    requested_by: str | None = Field(default=None, max_length=255)
+
+
+class InvoiceResendRejected(Event):
+    TOPIC: ClassVar[str] = "invoice.resend_rejected"
+    event_type: Literal["invoice.resend_rejected"] = "invoice.resend_rejected"
+    reason: Literal["unknown_invoice"]
+    message: str

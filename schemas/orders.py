@@ -5,35 +5,42 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import EmailStr, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, EmailStr, Field, StringConstraints, model_validator
 
-from schemas.envelope import Contract, CurrencyCode, Event, MinorUnits
+from schemas.envelope import Contract, CurrencyCode, Event, MinorUnits, no_control_characters
 
-NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)]
+# Names and address lines end up in e-mail headers, documents and ERPs: control characters (CR/LF above
+# all: header injection) are refused at the door.
+NonEmpty = Annotated[
+    str,
+    AfterValidator(no_control_characters),
+    StringConstraints(min_length=1, max_length=255, strip_whitespace=True),
+]
+Text = Annotated[str, StringConstraints(max_length=255), AfterValidator(no_control_characters)]
 ShortCode = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
 class Address(Contract):
-    salutation: str | None = None
+    salutation: Text | None = None
     first_name: NonEmpty
     last_name: NonEmpty
-    company: str | None = None
+    company: Text | None = None
     address1: NonEmpty
-    address2: str | None = None
-    address3: str | None = None
+    address2: Text | None = None
+    address3: Text | None = None
     zip_code: NonEmpty
     city: NonEmpty
     country: Country = Field(description="ISO 3166-1 alpha-2 country code.")
-    phone: str | None = None
+    phone: Text | None = None
     email: EmailStr | None = None
 
 
 class Customer(Contract):
     customer_reference: NonEmpty | None = Field(default=None, description="Absent for guest checkouts.")
     email: EmailStr
-    salutation: str | None = None
+    salutation: Text | None = None
     first_name: NonEmpty
     last_name: NonEmpty
 
@@ -41,7 +48,7 @@ class Customer(Contract):
 class ShipmentMethod(Contract):
     key: ShortCode
     name: NonEmpty
-    carrier: str | None = None
+    carrier: Text | None = None
     price: MinorUnits = Field(ge=0, description="Shipment expense in minor units, gross or net as price_mode.")
     tax_rate: float = Field(default=0, ge=0, le=100, description="Percent, e.g. 19.0.")
 

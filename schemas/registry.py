@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from schemas.envelope import Event
-from schemas.invoices import InvoiceGenerated, InvoiceGenerationRequested, InvoiceSent
+from schemas.invoices import (
+    InvoiceGenerated,
+    InvoiceGenerationRequested,
+    InvoiceResendRejected,
+    InvoiceResendRequested,
+    InvoiceSent,
+)
 from schemas.items import ItemStateChanged, OrderItemEventRejected, OrderItemEventRequested
 from schemas.orders import OrderCreated, OrderPlaced
 from schemas.shipments import (
@@ -25,6 +31,8 @@ EVENT_MODELS: dict[str, type[Event]] = {
         InvoiceGenerationRequested,
         InvoiceGenerated,
         InvoiceSent,
+        InvoiceResendRequested,
+        InvoiceResendRejected,
         ShipmentCreated,
         ShipmentSplitRequested,
         ShipmentSplitRejected,

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from services.invoicing.cli_invoice import invoice_app
 from services.order_state.cli_order import matrix, order_app
 from services.order_state.cli_process import process_app
 from services.runtime.cli_support import CliError, settings_or_error
@@ -34,6 +35,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(process_app, name="process")
 app.add_typer(order_app, name="order")
 app.add_typer(shipment_app, name="shipment")
+app.add_typer(invoice_app, name="invoice")
 app.command("matrix")(matrix)
 
 log = logging.getLogger("oms")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from faststream import FastStream
 
-from schemas import InvoiceGenerationRequested, OrderCreated
+from schemas import InvoiceGenerationRequested, InvoiceResendRequested, OrderCreated
 from services.invoicing import handlers
 from services.invoicing.mailer import deliver_emails
 from services.invoicing.tables import SCHEMA, metadata
@@ -27,7 +27,11 @@ def subscribe(context: ServiceContext) -> None:
     ) -> None:
         await handlers.answer_generation_requests(uow, requests, settings)
 
+    async def resend_invoices(uow: UnitOfWork, requests: Sequence[Incoming[InvoiceResendRequested]]) -> None:
+        await handlers.resend_invoices(uow, requests, settings)
+
     context.consumer.subscribe(context.broker, OrderCreated.TOPIC, OrderCreated, remember_orders)
+    context.consumer.subscribe(context.broker, InvoiceResendRequested.TOPIC, InvoiceResendRequested, resend_invoices)
     context.consumer.subscribe(
         context.broker, InvoiceGenerationRequested.TOPIC, InvoiceGenerationRequested, answer_generation_requests
     )
@@ -37,7 +41,7 @@ DEFINITION = ServiceDefinition(
     name=SCHEMA,
     metadata=metadata,
     subscribe=subscribe,
-    topics=lambda _settings: [OrderCreated.TOPIC, InvoiceGenerationRequested.TOPIC],
+    topics=lambda _settings: [OrderCreated.TOPIC, InvoiceGenerationRequested.TOPIC, InvoiceResendRequested.TOPIC],
     workers=[deliver_emails],
 )
 

@@ -9,11 +9,18 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from email.utils import parseaddr
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from schemas import InvoiceGenerated, InvoiceGenerationRequested, OrderCreated
+from schemas import (
+    InvoiceGenerated,
+    InvoiceGenerationRequested,
+    InvoiceResendRejected,
+    InvoiceResendRequested,
+    OrderCreated,
+)
 from services.invoicing.domain.document import compute_figures
 from services.invoicing.domain.numbering import format_invoice_reference
 from services.invoicing.render import render_invoice
@@ -129,6 +136,7 @@ async def generate_invoices(
         by_store[order.store].append(order)
 
     now = datetime.now(UTC)
+    template_dir = Path(settings.invoice_template_dir) if settings.invoice_template_dir else None
     invoice_rows, documents = [], {}
     for store, orders in sorted(by_store.items()):
         numbers = await take_numbers(uow, store, len(orders))
@@ -146,7 +154,7 @@ async def generate_invoices(
                 "gross": order.price_mode == "GROSS_MODE",
                 **asdict(figures),
             }
-            documents[order.order_reference] = (reference, render_invoice(context, order.locale))
+            documents[order.order_reference] = (reference, render_invoice(context, order.locale, template_dir))
             invoice_rows.append(
                 {
                     "order_reference": order.order_reference,
@@ -185,6 +193,7 @@ async def generate_invoices(
                 "invoice_id": invoice_id,
                 "purpose": "invoice",
                 "recipient": str(order.customer.email),
+                "recipient_name": f"{order.customer.first_name} {order.customer.last_name}",
                 "bcc": list(settings.invoice_bcc),
                 "message_id": message_id_for(reference, "invoice", settings),
                 "subject": rendered.subject,
@@ -212,3 +221,45 @@ async def generate_invoices(
         )
     log.info("generated %d invoices", len(invoice_rows))
     return set(todo)
+
+
+async def resend_invoices(
+    uow: UnitOfWork, requests: Sequence[Incoming[InvoiceResendRequested]], settings: Settings
+) -> None:
+    """Queue the invoice e-mail again, on purpose: a new delivery with its own Message-ID, recorded with
+    who asked; the first delivery stays as it was."""
+    for incoming in requests:
+        request = incoming.event
+        original = (
+            await uow.conn.execute(
+                select(invoice_email, invoice.c.invoice_reference)
+                .join(invoice, invoice.c.id == invoice_email.c.invoice_id)
+                .where(invoice.c.order_reference == request.order_reference, invoice_email.c.purpose == "invoice")
+            )
+        ).first()
+        if original is None:
+            uow.publish(
+                InvoiceResendRejected(
+                    **request.caused(),
+                    order_reference=request.order_reference,
+                    custom_order_reference=request.custom_order_reference,
+                    reason="unknown_invoice",
+                    message=f"there is no invoice for order {request.order_reference!r}",
+                )
+            )
+            continue
+        await uow.conn.execute(
+            insert(invoice_email).values(
+                invoice_id=original.invoice_id,
+                purpose="resend",
+                recipient=original.recipient,
+                recipient_name=original.recipient_name,
+                bcc=list(settings.invoice_bcc),
+                message_id=message_id_for(original.invoice_reference, "resend", settings),
+                subject=original.subject,
+                body_text=original.body_text,
+                body_html=original.body_html,
+                requested_by=request.requested_by or "unknown",
+            )
+        )
+        log.info("invoice %s queued again for %s", original.invoice_reference, request.requested_by)

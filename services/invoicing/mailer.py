@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses
 
@@ -38,11 +39,30 @@ def _check_header(name: str, value: str) -> str:
 
 
 def build_message(
-    *, sender: str, reply_to: str | None, recipient: str, subject: str, text: str, html: str, message_id: str
+    *,
+    sender: str,
+    reply_to: str | None,
+    recipient: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    recipient_name: str | None = None,
 ) -> EmailMessage:
+    """The e-mail as the customer sees it. BCC recipients are never a header: they are only in the SMTP
+    envelope (see `send`). Any header value carrying CR/LF or NUL is refused."""
     message = EmailMessage()
     message["From"] = _check_header("From", sender)
-    message["To"] = _check_header("To", recipient)
+    _check_header("To", recipient)
+    if recipient_name:
+        _check_header("To (name)", recipient_name)
+        local, _, domain = recipient.rpartition("@")
+        try:
+            message["To"] = Address(display_name=recipient_name, username=local, domain=domain)
+        except (ValueError, IndexError) as exc:
+            raise RefusedEmail(f"To address {recipient!r} with name {recipient_name!r} is invalid: {exc}") from exc
+    else:
+        message["To"] = recipient
     if reply_to:
         message["Reply-To"] = _check_header("Reply-To", reply_to)
     message["Subject"] = _check_header("Subject", subject)
@@ -106,6 +126,7 @@ async def deliver_one(context: ServiceContext) -> bool:
                 sender=settings.invoice_from,
                 reply_to=settings.invoice_reply_to,
                 recipient=row.recipient,
+                recipient_name=row.recipient_name,
                 subject=row.subject,
                 text=row.body_text,
                 html=row.body_html,
@@ -148,6 +169,8 @@ async def deliver_one(context: ServiceContext) -> bool:
                 invoice_reference=row.invoice_reference,
                 recipient=row.recipient,
                 bcc_count=len(row.bcc),
+                purpose=row.purpose,
+                message_id=row.message_id,
             )
         )
         await uow.flush()

@@ -71,6 +71,8 @@ invoice_email = Table(
     Column("invoice_id", BigInteger, ForeignKey("invoice.id", ondelete="CASCADE"), nullable=False),
     Column("purpose", Text, nullable=False, server_default="invoice"),
     Column("recipient", Text, nullable=False),
+    Column("recipient_name", Text),
+    Column("requested_by", Text),
     Column("bcc", ARRAY(Text), nullable=False, server_default="{}"),
     Column("message_id", Text, nullable=False, unique=True),
     Column("subject", Text, nullable=False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.utils import getaddresses
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -9,6 +10,16 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICES = ("order_state", "invoicing", "shipping")
+
+
+def check_mailbox(value: str) -> str:
+    """One e-mail address, optionally with a display name ("Shop <billing@shop.example>"); no CR/LF."""
+    if any(char in value for char in "\r\n\x00"):
+        raise ValueError(f"{value!r} contains a line break (header injection)")
+    addresses = getaddresses([value])
+    if len(addresses) != 1 or "@" not in addresses[0][1] or " " in addresses[0][1]:
+        raise ValueError(f"{value!r} is not one e-mail address")
+    return value
 
 
 class Settings(BaseSettings):
@@ -56,6 +67,9 @@ class Settings(BaseSettings):
     invoice_reply_to: str | None = None
     invoice_bcc: Annotated[list[str], NoDecode] = Field(default_factory=list)
     invoice_reference_format: str = "{store}-INV-{number:06d}"
+    invoice_template_dir: str | None = Field(
+        default=None, description="A folder replacing the built-in invoice templates (one sub-folder per locale)."
+    )
     invoice_trigger: Literal["order.created", "invoice.generation_requested"] = Field(
         default="order.created",
         description="Invoice at placement, or when the process's Invoice/Generate command asks for it.",
@@ -97,6 +111,29 @@ class Settings(BaseSettings):
     def _split_bcc(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("invoice_from", "invoice_reply_to")
+    @classmethod
+    def _one_mailbox(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_mailbox(value)
+        return value
+
+    @field_validator("invoice_reference_format")
+    @classmethod
+    def _reference_format(cls, value: str) -> str:
+        try:
+            value.format(store="DE", number=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a valid format ({exc}); it may use {{store}} and {{number}}") from exc
+        return value
+
+    @field_validator("invoice_bcc")
+    @classmethod
+    def _mailboxes(cls, value: list[str]) -> list[str]:
+        for mailbox in value:
+            check_mailbox(mailbox)
         return value
 
     def database_url_for(self, service: str) -> str:
