@@ -41,6 +41,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         # Spryker-format test processes next to the built-in ones (Prepayment01, GiftCardExpress01).
         "OMS_PROCESS_DIRS": str(FIXTURE_PROCESSES),
         "OMS_TIMEOUT_CHECK_INTERVAL_SECONDS": "0.5",
+        "OMS_MAIL_RETRY_MAX_SECONDS": "1",
     }
     if external_kafka and external_db:
         sink = SmtpSink(base / "mail", free_port())
