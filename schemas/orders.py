@@ -134,3 +134,86 @@ class OrderCreated(Event):
     lines: list[OrderLine]
     totals: Totals
     placed_at: dt.datetime
+
+
+class OrderCustomReferenceUpdateRequested(Event):
+    """Back office sets (value) or clears (value null) an order's custom reference. The value is checked by
+    order_state, which answers a breach of the rules with `order.custom_reference_update_rejected`."""
+
+    TOPIC: ClassVar[str] = "order.custom_reference_update_requested"
+    event_type: Literal["order.custom_reference_update_requested"] = "order.custom_reference_update_requested"
+    value: str | None = Field(description="The new custom order reference; null clears it.")
+    requested_by: str | None = Field(default=None, max_length=255)
+    requested_by_role: Literal["back_office", "customer"] = "back_office"
+
+
+class OrderCustomReferenceChanged(Event):
+    TOPIC: ClassVar[str] = "order.custom_reference_changed"
+    event_type: Literal["order.custom_reference_changed"] = "order.custom_reference_changed"
+    old_value: str | None
+    new_value: str | None
+    requested_by: str | None = None
+
+
+class OrderCustomReferenceUpdateRejected(Event):
+    TOPIC: ClassVar[str] = "order.custom_reference_update_rejected"
+    event_type: Literal["order.custom_reference_update_rejected"] = "order.custom_reference_update_rejected"
+    reason: Literal["unknown_order", "back_office_only", "too_long", "control_characters", "empty"]
+    message: str
+
+
+CancelRejectionReason = Literal[
+    "window_expired",
+    "not_cancellable_state",
+    "not_your_order",
+    "unknown_order",
+    "whole_order_only",
+    "unknown_items",
+]
+
+
+class OrderCancelRequested(Event):
+    """A customer (whole order, within the window, own order) or the back office (whole order, one shipment
+    or chosen items) asks to cancel."""
+
+    TOPIC: ClassVar[str] = "order.cancel_requested"
+    event_type: Literal["order.cancel_requested"] = "order.cancel_requested"
+    requested_by_role: Literal["customer", "back_office"]
+    customer_reference: str | None = Field(default=None, max_length=255, description="Who asks, when a customer.")
+    reason: str = Field(default="", max_length=1000)
+    item_ids: list[int] | None = Field(default=None, min_length=1)
+    shipment_id: int | None = None
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> OrderCancelRequested:
+        if self.item_ids is not None and self.shipment_id is not None:
+            raise ValueError("give item_ids or shipment_id, not both")
+        return self
+
+
+class CancelRefusedItem(Contract):
+    item_id: int
+    state: str | None
+    reason: str
+
+
+class OrderCancelRejected(Event):
+    """Nothing was canceled."""
+
+    TOPIC: ClassVar[str] = "order.cancel_rejected"
+    event_type: Literal["order.cancel_rejected"] = "order.cancel_rejected"
+    reason: CancelRejectionReason
+    message: str
+    refused_items: list[CancelRefusedItem] = Field(default_factory=list)
+
+
+class OrderCanceled(Event):
+    """Items canceled (the process's cancel event fired on them). `whole_order`: every item of the order is
+    canceled now."""
+
+    TOPIC: ClassVar[str] = "order.canceled"
+    event_type: Literal["order.canceled"] = "order.canceled"
+    requested_by_role: Literal["customer", "back_office"]
+    reason: str = ""
+    item_id_ranges: list[tuple[int, int]]
+    whole_order: bool

@@ -11,7 +11,16 @@ from schemas.invoices import (
     InvoiceSent,
 )
 from schemas.items import ItemStateChanged, OrderItemEventRejected, OrderItemEventRequested
-from schemas.orders import OrderCreated, OrderPlaced
+from schemas.orders import (
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderCancelRequested,
+    OrderCreated,
+    OrderCustomReferenceChanged,
+    OrderCustomReferenceUpdateRejected,
+    OrderCustomReferenceUpdateRequested,
+    OrderPlaced,
+)
 from schemas.shipments import (
     ShipmentCreated,
     ShipmentSplit,
@@ -25,6 +34,12 @@ EVENT_MODELS: dict[str, type[Event]] = {
     for model in (
         OrderPlaced,
         OrderCreated,
+        OrderCustomReferenceUpdateRequested,
+        OrderCustomReferenceChanged,
+        OrderCustomReferenceUpdateRejected,
+        OrderCancelRequested,
+        OrderCancelRejected,
+        OrderCanceled,
         ItemStateChanged,
         OrderItemEventRequested,
         OrderItemEventRejected,

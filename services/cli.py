@@ -85,7 +85,11 @@ def service(
             await asyncio.to_thread(upgrade, settings, name)
         if create_topics:
             await _retry(lambda: ensure_topics(settings), "Kafka")
-        await module.build(settings).run()
+        try:
+            app = module.build(settings)
+        except (LookupError, ValueError) as exc:  # processes, templates: what the operator configured
+            raise CliError(f"{name} cannot start: {exc}") from exc
+        await app.run()
 
     asyncio.run(run())
 
@@ -173,15 +177,21 @@ def replay(
     was already processed."""
     settings = _settings()
     from services.runtime.replay import GroupBusy, rewind_group
+    from services.runtime.service import build_context
 
-    for name in services:
-        for topic in service_definition(name).topics(settings):
-            group = settings.group_id(name, topic)
-            try:
-                rewound = asyncio.run(rewind_group(settings, group, [topic]))
-            except GroupBusy as exc:
-                raise CliError(str(exc)) from exc
-            typer.echo(f"{name}: group {group} rewound to the start of {rewound} partitions")
+    async def rewind() -> None:
+        for name in services:
+            context = build_context(service_definition(name), settings)
+            await context.engine.dispose()
+            for topic in context.consumer.topics:
+                group = settings.group_id(name, topic)
+                try:
+                    partitions = await rewind_group(settings, group, [topic])
+                except GroupBusy as exc:
+                    raise CliError(str(exc)) from exc
+                typer.echo(f"{name}: group {group} rewound to the start of {partitions} partitions")
+
+    asyncio.run(rewind())
 
 
 @schemas_app.command("export")

@@ -6,9 +6,16 @@ from collections.abc import Sequence
 
 from faststream import FastStream
 
-from schemas import InvoiceGenerationRequested, InvoiceResendRequested, OrderCreated
+from schemas import (
+    InvoiceGenerationRequested,
+    InvoiceResendRequested,
+    OrderCanceled,
+    OrderCreated,
+    OrderCustomReferenceChanged,
+)
 from services.invoicing import handlers
 from services.invoicing.mailer import deliver_emails
+from services.invoicing.render import check_template_dir
 from services.invoicing.tables import SCHEMA, metadata
 from services.runtime.consumer import Incoming
 from services.runtime.service import ServiceContext, ServiceDefinition, create_app
@@ -18,6 +25,7 @@ from services.runtime.unit_of_work import UnitOfWork
 
 def subscribe(context: ServiceContext) -> None:
     settings = context.settings
+    check_template_dir(settings.invoice_template_dir)  # a broken replacement folder stops the start, clearly
 
     async def remember_orders(uow: UnitOfWork, created: Sequence[Incoming[OrderCreated]]) -> None:
         await handlers.remember_orders(uow, created, settings)
@@ -30,6 +38,19 @@ def subscribe(context: ServiceContext) -> None:
     async def resend_invoices(uow: UnitOfWork, requests: Sequence[Incoming[InvoiceResendRequested]]) -> None:
         await handlers.resend_invoices(uow, requests, settings)
 
+    async def follow_custom_references(
+        uow: UnitOfWork, changes: Sequence[Incoming[OrderCustomReferenceChanged]]
+    ) -> None:
+        await handlers.follow_custom_references(uow, changes, settings)
+
+    context.consumer.subscribe(
+        context.broker, OrderCustomReferenceChanged.TOPIC, OrderCustomReferenceChanged, follow_custom_references
+    )
+
+    async def follow_cancellations(uow: UnitOfWork, cancellations: Sequence[Incoming[OrderCanceled]]) -> None:
+        await handlers.follow_cancellations(uow, cancellations)
+
+    context.consumer.subscribe(context.broker, OrderCanceled.TOPIC, OrderCanceled, follow_cancellations)
     context.consumer.subscribe(context.broker, OrderCreated.TOPIC, OrderCreated, remember_orders)
     context.consumer.subscribe(context.broker, InvoiceResendRequested.TOPIC, InvoiceResendRequested, resend_invoices)
     context.consumer.subscribe(
@@ -41,7 +62,6 @@ DEFINITION = ServiceDefinition(
     name=SCHEMA,
     metadata=metadata,
     subscribe=subscribe,
-    topics=lambda _settings: [OrderCreated.TOPIC, InvoiceGenerationRequested.TOPIC, InvoiceResendRequested.TOPIC],
     workers=[deliver_emails],
 )
 

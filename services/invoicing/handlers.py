@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from schemas import (
@@ -19,7 +19,9 @@ from schemas import (
     InvoiceGenerationRequested,
     InvoiceResendRejected,
     InvoiceResendRequested,
+    OrderCanceled,
     OrderCreated,
+    OrderCustomReferenceChanged,
 )
 from services.invoicing.domain.document import compute_figures
 from services.invoicing.domain.numbering import format_invoice_reference
@@ -263,3 +265,46 @@ async def resend_invoices(
             )
         )
         log.info("invoice %s queued again for %s", original.invoice_reference, request.requested_by)
+
+
+async def follow_custom_references(
+    uow: UnitOfWork, changes: Sequence[Incoming[OrderCustomReferenceChanged]], settings: Settings
+) -> None:
+    """Keep the order's custom reference current, so later invoice events carry the new one."""
+    for incoming in changes:
+        change = incoming.event
+        await uow.conn.execute(
+            update(invoice)
+            .where(invoice.c.order_reference == change.order_reference)
+            .values(custom_order_reference=change.new_value)
+        )
+        await uow.conn.execute(
+            text(
+                """UPDATE invoicing.order_snapshot
+                   SET payload = jsonb_set(payload, '{custom_order_reference}',
+                                           coalesce(to_jsonb(CAST(:value AS text)), 'null'::jsonb))
+                   WHERE order_reference = :reference"""
+            ),
+            {"value": change.new_value, "reference": change.order_reference},
+        )
+
+
+async def follow_cancellations(uow: UnitOfWork, cancellations: Sequence[Incoming[OrderCanceled]]) -> None:
+    """A fully canceled order's invoice e-mail that has not gone out yet is not sent."""
+    for incoming in cancellations:
+        canceled = incoming.event
+        if not canceled.whole_order:
+            continue
+        stopped = await uow.conn.execute(
+            update(invoice_email)
+            .where(
+                invoice_email.c.status == "pending",
+                invoice_email.c.invoice_id.in_(
+                    select(invoice.c.id).where(invoice.c.order_reference == canceled.order_reference)
+                ),
+            )
+            .values(status="canceled", last_error="not sent: the order was canceled before the e-mail went out")
+            .returning(invoice_email.c.message_id)
+        )
+        for (message_id,) in stopped:
+            log.info("invoice e-mail %s of %s not sent: order canceled", message_id, canceled.order_reference)

@@ -8,7 +8,15 @@ from datetime import timedelta
 
 from faststream import FastStream
 
-from schemas import OrderItemEventRequested, OrderPlaced, ShipmentCreated, ShipmentSplit, model_for_topic
+from schemas import (
+    OrderCancelRequested,
+    OrderCustomReferenceUpdateRequested,
+    OrderItemEventRequested,
+    OrderPlaced,
+    ShipmentCreated,
+    ShipmentSplit,
+    model_for_topic,
+)
 from schemas.envelope import Event
 from services.order_state import handlers
 from services.order_state.process_catalog import ProcessCatalog
@@ -35,11 +43,23 @@ def subscribe(context: ServiceContext) -> None:
     async def follow_splits(uow: UnitOfWork, splits: Sequence[Incoming[ShipmentSplit]]) -> None:
         await handlers.assign_shipments(uow, splits)
 
+    async def update_custom_references(
+        uow: UnitOfWork, requests: Sequence[Incoming[OrderCustomReferenceUpdateRequested]]
+    ) -> None:
+        await handlers.update_custom_references(uow, requests)
+
+    async def cancel_orders(uow: UnitOfWork, requests: Sequence[Incoming[OrderCancelRequested]]) -> None:
+        await handlers.cancel_orders(uow, requests, catalog, context.settings)
+
     consumer, broker = context.consumer, context.broker
+    consumer.subscribe(broker, OrderCancelRequested.TOPIC, OrderCancelRequested, cancel_orders)
     consumer.subscribe(broker, OrderPlaced.TOPIC, OrderPlaced, place_orders)
     consumer.subscribe(broker, OrderItemEventRequested.TOPIC, OrderItemEventRequested, trigger_item_events)
     consumer.subscribe(broker, ShipmentCreated.TOPIC, ShipmentCreated, assign_shipments)
     consumer.subscribe(broker, ShipmentSplit.TOPIC, ShipmentSplit, follow_splits)
+    consumer.subscribe(
+        broker, OrderCustomReferenceUpdateRequested.TOPIC, OrderCustomReferenceUpdateRequested, update_custom_references
+    )
     for topic, event in sorted(context.settings.fact_events.items()):
 
         async def apply_fact(uow: UnitOfWork, facts: Sequence[Incoming[Event]], event: str = event) -> None:
@@ -60,21 +80,10 @@ async def run_scheduler(context: ServiceContext, stop: asyncio.Event) -> None:
     await scheduler.run(stop, interval=settings.timeout_check_interval_seconds)
 
 
-def topics(settings: Settings) -> list[str]:
-    return [
-        OrderPlaced.TOPIC,
-        OrderItemEventRequested.TOPIC,
-        ShipmentCreated.TOPIC,
-        ShipmentSplit.TOPIC,
-        *sorted(settings.fact_events),
-    ]
-
-
 DEFINITION = ServiceDefinition(
     name=SCHEMA,
     metadata=metadata,
     subscribe=subscribe,
-    topics=topics,
     workers=[run_scheduler],
 )
 

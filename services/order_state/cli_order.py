@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from schemas import OrderItemEventRequested
+from schemas import OrderCancelRequested, OrderCustomReferenceUpdateRequested, OrderItemEventRequested
 from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.queries import OrderPage, order_matrix, order_page
 from services.runtime.cli_support import CliError, publish_event, settings_or_error, with_connection
@@ -168,3 +168,56 @@ def matrix(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             row.process, row.state, str(row.under_1_day), str(row.days_1_to_7), str(row.older), str(row.total)
         )
     Console(width=140).print(table)
+
+
+@order_app.command("set-reference")
+def set_reference(
+    reference: Annotated[str, typer.Argument(help="Order reference.")],
+    value: Annotated[str | None, typer.Argument(help="The new custom order reference.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the custom order reference.")] = False,
+    requested_by: Annotated[str, typer.Option(help="Who asks, for the record.")] = "oms-cli",
+) -> None:
+    """Set (VALUE) or clear (--clear) an order's custom reference, as the back office."""
+    if (value is None) == (not clear):
+        raise CliError("give either a VALUE or --clear")
+    settings = settings_or_error()
+    request = OrderCustomReferenceUpdateRequested(
+        order_reference=reference, value=None if clear else value, requested_by=requested_by
+    )
+    asyncio.run(publish_event(settings, request))
+    what = "clearing the custom reference" if clear else f"custom reference {value!r}"
+    typer.echo(
+        f"requested {what} for {reference} (request {request.event_id}); the answer is "
+        "order.custom_reference_changed or order.custom_reference_update_rejected"
+    )
+
+
+@order_app.command("cancel")
+def cancel(
+    reference: Annotated[str, typer.Argument(help="Order reference.")],
+    items: Annotated[list[int] | None, typer.Option("--items", help="Only these item ids (back office).")] = None,
+    shipment: Annotated[int | None, typer.Option("--shipment", help="Only this shipment (back office).")] = None,
+    as_customer: Annotated[
+        str | None, typer.Option("--as-customer", help="Ask as this customer (whole order, within the window).")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+) -> None:
+    """Cancel a whole order, one shipment or chosen items; the answer is order.canceled or order.cancel_rejected."""
+    if items and shipment is not None:
+        raise CliError("give --items or --shipment, not both")
+    settings = settings_or_error()
+    request = OrderCancelRequested(
+        order_reference=reference,
+        requested_by_role="customer" if as_customer else "back_office",
+        customer_reference=as_customer,
+        reason=reason,
+        item_ids=items or None,
+        shipment_id=shipment,
+    )
+    asyncio.run(publish_event(settings, request))
+    scope = f"items {', '.join(map(str, items))}" if items else f"shipment {shipment}" if shipment else "whole order"
+    who = f"customer {as_customer}" if as_customer else "the back office"
+    typer.echo(
+        f"requested cancelling {scope} of {reference} as {who} (request {request.event_id}); "
+        "the answer is order.canceled or order.cancel_rejected"
+    )

@@ -5,13 +5,20 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from schemas import (
+    CancelRefusedItem,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderCancelRequested,
     OrderCreated,
+    OrderCustomReferenceChanged,
+    OrderCustomReferenceUpdateRejected,
+    OrderCustomReferenceUpdateRequested,
     OrderItemEventRejected,
     OrderItemEventRequested,
     OrderLine,
@@ -19,9 +26,10 @@ from schemas import (
     RefusedItem,
     ShipmentCreated,
     ShipmentSplit,
+    to_ranges,
 )
-from schemas.envelope import Event
-from services.order_state.domain.process.model import INITIAL_STATE
+from schemas.envelope import Event, no_control_characters
+from services.order_state.domain.process.model import INITIAL_STATE, State
 from services.order_state.domain.process.plugins import ItemFacts
 from services.order_state.domain.splitting import split_line
 from services.order_state.item_events import fire, publish_outcome
@@ -29,9 +37,12 @@ from services.order_state.process_catalog import ProcessCatalog, UnknownProcess
 from services.order_state.state_store import OrderRow, load_items, lock_order, record_entry, write_plan
 from services.order_state.tables import sales_order, sales_order_item, sales_order_line
 from services.runtime.consumer import Incoming
+from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+_NO_STATE = State("(unknown)")
 
 INSERT_ITEMS = text(
     """
@@ -312,4 +323,172 @@ async def assign_shipments(
                 .scalar_subquery(),
             )
             .values(shipment_id=shipment_id)
+        )
+
+
+async def update_custom_references(
+    uow: UnitOfWork, requests: Sequence[Incoming[OrderCustomReferenceUpdateRequested]]
+) -> None:
+    """The back office sets or clears an order's custom reference; every later event carries the new one."""
+    for incoming in requests:
+        request = incoming.event
+
+        def reject(reason: str, message: str, request: OrderCustomReferenceUpdateRequested = request) -> None:
+            log.info("custom reference of %s not changed: %s", request.order_reference, message)
+            uow.publish(
+                OrderCustomReferenceUpdateRejected(
+                    **request.caused(),
+                    order_reference=request.order_reference,
+                    reason=reason,  # type: ignore[arg-type]
+                    message=message,
+                )
+            )
+
+        if request.requested_by_role != "back_office":
+            reject("back_office_only", "only the back office may change a custom order reference")
+            continue
+        value = request.value
+        if value is not None:
+            if not value.strip():
+                reject("empty", "a custom order reference cannot be empty; clear it instead")
+                continue
+            if len(value) > 255:
+                reject("too_long", f"a custom order reference has at most 255 characters, this one has {len(value)}")
+                continue
+            try:
+                no_control_characters(value)
+            except ValueError as exc:
+                reject("control_characters", f"a custom order reference {exc}")
+                continue
+        order = await lock_order(uow.conn, reference=request.order_reference)
+        if order is None:
+            reject("unknown_order", f"there is no order {request.order_reference!r}")
+            continue
+        if order.custom_order_reference == value:
+            continue
+        await uow.conn.execute(
+            update(sales_order).where(sales_order.c.id == order.id).values(custom_order_reference=value)
+        )
+        uow.publish(
+            OrderCustomReferenceChanged(
+                **request.caused(),
+                order_reference=order.order_reference,
+                custom_order_reference=value,
+                old_value=order.custom_order_reference,
+                new_value=value,
+                requested_by=request.requested_by,
+            )
+        )
+
+
+async def cancel_orders(
+    uow: UnitOfWork, requests: Sequence[Incoming[OrderCancelRequested]], catalog: ProcessCatalog, settings: Settings
+) -> None:
+    """Customers cancel their whole order within the window while every item is in a cancellable state;
+    the back office cancels a whole order, a shipment or chosen items whenever the states allow. All or
+    nothing: a refusal is `order.cancel_rejected` with a machine-readable reason, and nothing changes."""
+    for incoming in requests:
+        request = incoming.event
+        now = datetime.now(UTC)
+
+        def reject(
+            reason: str,
+            message: str,
+            refused: list[CancelRefusedItem] | None = None,
+            request: OrderCancelRequested = request,
+        ) -> None:
+            log.info("cancellation of %s refused: %s", request.order_reference, message)
+            uow.publish(
+                OrderCancelRejected(
+                    **request.caused(),
+                    order_reference=request.order_reference,
+                    custom_order_reference=request.custom_order_reference,
+                    reason=reason,  # type: ignore[arg-type]
+                    message=message,
+                    refused_items=refused or [],
+                )
+            )
+
+        order = await lock_order(uow.conn, reference=request.order_reference)
+        if order is None:
+            reject("unknown_order", f"there is no order {request.order_reference!r}")
+            continue
+        engine = catalog.engine(order.process_name)
+        process = engine.process
+        everything = await load_items(uow.conn, order.id)
+        if request.requested_by_role == "customer":
+            if request.item_ids is not None or request.shipment_id is not None:
+                reject("whole_order_only", "a customer cancels the whole order only")
+                continue
+            if not request.customer_reference or request.customer_reference != order.customer_reference:
+                reject(
+                    "not_your_order",
+                    f"order {order.order_reference} is not an order of customer {request.customer_reference!r}",
+                )
+                continue
+            window = timedelta(minutes=settings.customer_cancellation_window_minutes)
+            if now - order.placed_at > window:
+                reject(
+                    "window_expired",
+                    f"a customer can cancel within {settings.customer_cancellation_window_minutes:g} minutes of "
+                    f"placement; order {order.order_reference} was placed at {order.placed_at:%Y-%m-%d %H:%M} UTC",
+                )
+                continue
+            stuck = [item for item in everything if not (process.states.get(item.state) or _NO_STATE).cancellable]
+            if stuck:
+                reject(
+                    "not_cancellable_state",
+                    f"{len(stuck)} of {len(everything)} items are no longer in a cancellable state",
+                    [
+                        CancelRefusedItem(item_id=i.id, state=i.state, reason=f'state "{i.state}" is not cancellable')
+                        for i in stuck
+                    ],
+                )
+                continue
+            items = everything
+        elif request.item_ids is not None:
+            by_id = {item.id: item for item in everything}
+            unknown = [item_id for item_id in request.item_ids if item_id not in by_id]
+            if unknown:
+                reject(
+                    "unknown_items",
+                    f"not items of order {order.order_reference}: {', '.join(map(str, unknown))}",
+                    [CancelRefusedItem(item_id=i, state=None, reason="not an item of this order") for i in unknown],
+                )
+                continue
+            items = [by_id[item_id] for item_id in dict.fromkeys(request.item_ids)]
+        elif request.shipment_id is not None:
+            items = await load_items(uow.conn, order.id, shipment_id=request.shipment_id)
+            if not items:
+                reject("unknown_items", f"order {order.order_reference} has no items in shipment {request.shipment_id}")
+                continue
+        else:
+            items = everything
+        plan = engine.apply(order.facts(request.correlation_id or request.event_id), items, settings.cancel_event, now)
+        refused = [CancelRefusedItem(item_id=r.item_id, state=r.state, reason=r.reason) for r in plan.refused]
+        refused += [
+            CancelRefusedItem(item_id=item_id, state=run.source, reason=f"command {run.command} failed: {run.error}")
+            for run in plan.failed
+            for item_id in run.item_ids
+        ]
+        if refused:
+            reject(
+                "not_cancellable_state",
+                f"{len(refused)} of {len(items)} items cannot be canceled in their current state",
+                sorted(refused, key=lambda item: item.item_id),
+            )
+            continue
+        await write_plan(uow.conn, order.id, plan, now)
+        publish_outcome(uow, order, order.process_name, settings.cancel_event, plan, request)
+        canceled = sorted(plan.changed)
+        uow.publish(
+            OrderCanceled(
+                **request.caused(),
+                order_reference=order.order_reference,
+                custom_order_reference=order.custom_order_reference,
+                requested_by_role=request.requested_by_role,
+                reason=request.reason,
+                item_id_ranges=to_ranges(canceled),
+                whole_order=len(canceled) == len(everything),
+            )
         )

@@ -75,11 +75,13 @@ class EventConsumer:
         self.outbox = outbox
         self.inbox = inbox
         self._failures: dict[tuple[str, int, int], int] = {}
+        self.topics: list[str] = []
 
     def subscribe(
         self, broker: KafkaBroker, topic: str, model: type[E], handler: Handler[E], *, name: str | None = None
     ) -> None:
         consumer_name = name or f"{self.service}.{handler.__name__}"
+        self.topics.append(topic)
         settings = self.settings
 
         async def on_batch(body: Any, message: KafkaMessage) -> None:

@@ -43,7 +43,6 @@ class ServiceDefinition:
     name: str
     metadata: MetaData
     subscribe: Callable[[ServiceContext], None]
-    topics: Callable[[Settings], list[str]]
     workers: list[Worker] = field(default_factory=list)
 
     @property
@@ -55,13 +54,20 @@ class ServiceDefinition:
         return self.metadata.tables[f"{self.name}.inbox"]
 
 
-def create_app(definition: ServiceDefinition, settings: Settings) -> FastStream:
+def build_context(definition: ServiceDefinition, settings: Settings) -> ServiceContext:
+    """Everything a service runs with, subscribed but not started (nothing is connected yet)."""
     engine = create_engine(settings, definition.name)
     broker = create_broker(settings, definition.name)
     consumer = EventConsumer(settings, definition.name, engine, definition.outbox, definition.inbox)
     relay = OutboxRelay(settings, engine, definition.outbox, definition.name)
     context = ServiceContext(definition.name, settings, engine, broker, consumer, relay, definition.outbox)
     definition.subscribe(context)
+    return context
+
+
+def create_app(definition: ServiceDefinition, settings: Settings) -> FastStream:
+    context = build_context(definition, settings)
+    engine, broker, relay = context.engine, context.broker, context.relay
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
         default_factory=lambda: {"invoice.generated": "Invoice - generated"},
         description="JSON: fact topic -> process event it fires on the order's items.",
     )
+    cancel_event: str = Field(default="cancel", description="The process event a cancellation fires.")
+    customer_cancellation_window_minutes: float = Field(
+        default=30, ge=0, description="How long after placement a customer may cancel."
+    )
     timeout_check_interval_seconds: float = 1.0
     condition_check_interval_seconds: float = 10.0
     split_delivery_enabled: bool = True

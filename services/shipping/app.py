@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from faststream import FastStream
 
-from schemas import ItemStateChanged, OrderCreated, ShipmentSplitRequested
+from schemas import ItemStateChanged, OrderCreated, OrderCustomReferenceChanged, ShipmentSplitRequested
 from services.runtime.consumer import Incoming
 from services.runtime.service import ServiceContext, ServiceDefinition, create_app
 from services.runtime.settings import Settings, get_settings
@@ -27,7 +27,13 @@ def subscribe(context: ServiceContext) -> None:
     async def follow_item_states(uow: UnitOfWork, changes: Sequence[Incoming[ItemStateChanged]]) -> None:
         await handlers.follow_item_states(uow, changes, settings)
 
+    async def follow_custom_references(
+        uow: UnitOfWork, changes: Sequence[Incoming[OrderCustomReferenceChanged]]
+    ) -> None:
+        await handlers.follow_custom_references(uow, changes, settings)
+
     consumer, broker = context.consumer, context.broker
+    consumer.subscribe(broker, OrderCustomReferenceChanged.TOPIC, OrderCustomReferenceChanged, follow_custom_references)
     consumer.subscribe(broker, OrderCreated.TOPIC, OrderCreated, create_shipments)
     consumer.subscribe(broker, ShipmentSplitRequested.TOPIC, ShipmentSplitRequested, split_shipments)
     consumer.subscribe(broker, ItemStateChanged.TOPIC, ItemStateChanged, follow_item_states)
@@ -37,7 +43,6 @@ DEFINITION = ServiceDefinition(
     name=SCHEMA,
     metadata=metadata,
     subscribe=subscribe,
-    topics=lambda _settings: [OrderCreated.TOPIC, ShipmentSplitRequested.TOPIC, ItemStateChanged.TOPIC],
 )
 
 

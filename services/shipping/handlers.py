@@ -15,6 +15,7 @@ from schemas import (
     ItemStateChanged,
     Money,
     OrderCreated,
+    OrderCustomReferenceChanged,
     ShipmentCreated,
     ShipmentMethod,
     ShipmentSplit,
@@ -295,3 +296,16 @@ async def follow_item_states(
             )
             uow.publish(_updated(row, [item_id for item_id, _ in contents[shipment_id]], status, cause))
             log.info("shipment %d of %s is now %s", shipment_id, row.order_reference, status)
+
+
+async def follow_custom_references(
+    uow: UnitOfWork, changes: Sequence[Incoming[OrderCustomReferenceChanged]], settings: Settings
+) -> None:
+    """Keep the order's custom reference current, so later shipment events carry the new one."""
+    for incoming in changes:
+        change = incoming.event
+        await uow.conn.execute(
+            update(shipment)
+            .where(shipment.c.order_reference == change.order_reference)
+            .values(custom_order_reference=change.new_value)
+        )

@@ -56,10 +56,12 @@ async def test_duplicate_delivery_and_full_replay_change_nothing(settings, servi
 
     # Every consumer group back to offset 0, as an operator would do it.
     services.stop()
-    result = oms("replay", *SERVICES, env=servers.env)
+    try:
+        result = oms("replay", *SERVICES, env=servers.env)
+    finally:
+        services.start()  # whatever happened, the next tests need running services
     assert result.returncode == 0, result.stderr
     assert "rewound" in result.stdout
-    services.start()
 
     # A marker order published after the replay: once it is through, the replay is through too.
     marker = new_order(1)

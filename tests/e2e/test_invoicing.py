@@ -121,6 +121,7 @@ async def test_resend_sends_again_on_purpose_and_records_it(settings, services, 
 
     result = oms("invoice", "resend", reference, "--requested-by", "anna.backoffice", env=servers.env)
     assert result.returncode == 0, result.stderr
+
     def two_mails():
         found = mails_to(servers.sink, email)
         return found if len(found) == 2 else None

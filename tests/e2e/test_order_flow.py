@@ -73,7 +73,7 @@ async def test_placed_order_is_stored_invoiced_mailed_and_shipped(settings, serv
     assert len(mails) == 1
     mail = mails[0]
     assert sorted(mail.rcpt_tos) == sorted([email, *BCC])
-    assert mail.message["To"] == email
+    assert mail.message["To"] == f"Anna Schmidt <{email}>"
     headers = "\n".join(f"{name}: {value}" for name, value in mail.message.items())
     for hidden in BCC:
         assert hidden not in headers

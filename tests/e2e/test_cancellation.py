@@ -1,0 +1,213 @@
+"""Order cancellation by customers (whole order, in the window, own order, cancellable states) and the
+back office (order, shipment or items, whenever the states allow), on the real broker and database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from services.runtime.embedded import wait_until
+from tests.support import (
+    TopicReader,
+    item_states,
+    new_order,
+    publish_orders,
+    publish_raw,
+    request_event,
+    settle,
+    shipments_of,
+    wait_for_states,
+)
+
+
+def oms(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+async def request_cancel(settings, reference: str, role: str, **fields) -> dict:
+    request = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "order.cancel_requested",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "order_reference": reference,
+        "requested_by_role": role,
+        **fields,
+    }
+    await publish_raw(settings, request["event_type"], [(reference.encode(), json.dumps(request).encode())])
+    return request
+
+
+async def answers(settings, topic: str, request: dict) -> list[dict]:
+    async with TopicReader(settings, topic) as reader:
+        await reader.wait_for(lambda _: [e for e in reader.events() if e["causation_id"] == request["event_id"]])
+        return [e for e in reader.events() if e["causation_id"] == request["event_id"]]
+
+
+async def test_a_customer_cancels_their_whole_order_in_the_window(settings, services, engine, servers):
+    order = new_order(3)
+    reference, customer = order["order_reference"], order["customer"]["customer_reference"]
+    await publish_orders(settings, [order])
+    items = await wait_for_states(engine, reference, {"payment pending"})
+    shipments = await wait_until(lambda: _count(engine, reference, 2))
+
+    result = oms(
+        "order", "cancel", reference, "--as-customer", customer, "--reason", "changed my mind", env=servers.env
+    )
+    assert result.returncode == 0, result.stderr
+    await wait_for_states(engine, reference, {"cancelled"})
+    async with TopicReader(settings, "order.canceled") as reader:
+        await reader.wait_for(lambda _: reader.events(reference))
+        (canceled,) = reader.events(reference)
+    assert canceled["whole_order"] is True
+    assert canceled["requested_by_role"] == "customer" and canceled["reason"] == "changed my mind"
+    assert [i for a, b in canceled["item_id_ranges"] for i in range(a, b + 1)] == sorted(items)
+    assert canceled["custom_order_reference"] == order["custom_order_reference"]
+    # shipping follows: every shipment of the order is canceled
+    await wait_until(lambda: _statuses(engine, reference, {"canceled"}))
+    assert len(shipments) == 2
+
+
+async def _count(engine, reference, count):
+    found = await shipments_of(engine, reference)
+    return found if len(found) == count else None
+
+
+async def _statuses(engine, reference, wanted):
+    found = await shipments_of(engine, reference)
+    return found and {s["status"] for s in found.values()} == wanted
+
+
+async def test_customer_refusals(settings, services, engine):
+    late = new_order(1, placed_at=(datetime.now(UTC) - timedelta(minutes=31)).isoformat())
+    mine = new_order(3)
+    progressed = new_order(1)
+    await publish_orders(settings, [late, mine, progressed])
+    for order in (late, mine, progressed):
+        await wait_for_states(engine, order["order_reference"], {"payment pending"})
+    # `progressed` leaves the cancellable states: paid, confirmed, then past the cancellation window.
+    await request_event(settings, progressed["order_reference"], "pay")
+    await wait_for_states(engine, progressed["order_reference"], {"confirmed"})
+    await request_event(settings, progressed["order_reference"], "close cancellation window")
+    await wait_for_states(engine, progressed["order_reference"], {"Invoice - requested", "Invoice - generated"})
+
+    def customer_of(order):
+        return order["customer"]["customer_reference"]
+
+    cases = [
+        (
+            await request_cancel(settings, late["order_reference"], "customer", customer_reference=customer_of(late)),
+            "window_expired",
+        ),
+        (
+            await request_cancel(settings, mine["order_reference"], "customer", customer_reference="DE--SOMEONE-ELSE"),
+            "not_your_order",
+        ),
+        (
+            await request_cancel(
+                settings, mine["order_reference"], "customer", customer_reference=customer_of(mine), item_ids=[1]
+            ),
+            "whole_order_only",
+        ),
+        (
+            await request_cancel(
+                settings, progressed["order_reference"], "customer", customer_reference=customer_of(progressed)
+            ),
+            "not_cancellable_state",
+        ),
+        (await request_cancel(settings, "DE--NOPE", "customer", customer_reference="X"), "unknown_order"),
+    ]
+    for request, reason in cases:
+        (rejection,) = await answers(settings, "order.cancel_rejected", request)
+        assert rejection["reason"] == reason, rejection
+    (late_rejection,) = await answers(settings, "order.cancel_rejected", cases[0][0])
+    assert late_rejection["message"].startswith(
+        f"a customer can cancel within 30 minutes of placement; order {late['order_reference']} was placed at "
+    )
+    (stuck,) = await answers(settings, "order.cancel_rejected", cases[3][0])
+    assert {item["reason"] for item in stuck["refused_items"]} <= {
+        'state "Invoice - requested" is not cancellable',
+        'state "Invoice - generated" is not cancellable',
+    }
+    await settle()
+    for order in (late, mine):
+        assert set((await item_states(engine, order["order_reference"])).values()) == {"payment pending"}
+
+
+async def test_the_back_office_cancels_items_or_a_shipment_and_a_repeat_changes_nothing(settings, services, engine):
+    order = new_order(3)  # home: 3 items, office: 1 item
+    reference = order["order_reference"]
+    await publish_orders(settings, [order])
+    await wait_for_states(engine, reference, {"payment pending"})
+    shipments = await wait_until(lambda: _assigned(engine, reference))
+    home, office = sorted(shipments, key=lambda s: -len(shipments[s]))
+    one = shipments[home][0]
+
+    request = await request_cancel(settings, reference, "back_office", item_ids=[one], reason="out of stock")
+    await publish_raw(settings, "order.cancel_requested", [(reference.encode(), json.dumps(request).encode())])
+    (canceled,) = await answers(settings, "order.canceled", request)
+    assert canceled["item_id_ranges"] == [[one, one]] and canceled["whole_order"] is False
+    states = await item_states(engine, reference)
+    assert states[one] == "cancelled"
+    assert {state for item, state in states.items() if item != one} == {"payment pending"}
+
+    by_shipment = await request_cancel(settings, reference, "back_office", shipment_id=office)
+    await answers(settings, "order.canceled", by_shipment)
+    states = await item_states(engine, reference)
+    assert [states[item] for item in shipments[office]] == ["cancelled"]
+
+    again = await request_cancel(settings, reference, "back_office", item_ids=[one, shipments[home][1]])
+    (refused,) = await answers(settings, "order.cancel_rejected", again)
+    assert refused["reason"] == "not_cancellable_state"
+    assert [(r["item_id"], r["state"]) for r in refused["refused_items"]] == [(one, "cancelled")]
+    assert (await item_states(engine, reference))[shipments[home][1]] == "payment pending"  # all or nothing
+
+    unknown = await request_cancel(settings, reference, "back_office", item_ids=[999_999_999])
+    (rejection,) = await answers(settings, "order.cancel_rejected", unknown)
+    assert rejection["reason"] == "unknown_items"
+    await settle()
+    async with TopicReader(settings, "order.canceled") as reader:
+        await reader.wait_for(lambda _: len(reader.events(reference)) >= 2)
+        assert len(reader.events(reference)) == 2  # the request delivered twice canceled once
+
+
+async def _assigned(engine, reference):
+    found = await shipments_of(engine, reference)
+    if len(found) != 2:
+        return None
+    return {shipment_id: shipment["items"] for shipment_id, shipment in found.items()}
+
+
+async def test_an_invoice_not_yet_mailed_is_not_sent_for_a_canceled_order(settings, services, engine, servers):
+    from tests.support import mails_to, rows
+
+    order = new_order(1)
+    reference, email = order["order_reference"], order["customer"]["email"]
+    servers.sink.stop()
+    try:
+        await publish_orders(settings, [order])
+        await wait_for_states(engine, reference, {"payment pending"})
+        request = await request_cancel(settings, reference, "back_office", reason="fraud suspected")
+        await answers(settings, "order.canceled", request)
+
+        async def stopped():
+            found = await rows(
+                engine,
+                """SELECT e.status, e.last_error FROM invoicing.invoice_email e
+                                          JOIN invoicing.invoice i ON i.id = e.invoice_id
+                                          WHERE i.order_reference = :r""",
+                r=reference,
+            )
+            return found if found and found[0].status == "canceled" else None
+
+        (delivery,) = await wait_until(stopped, timeout=30)
+        assert delivery.last_error == "not sent: the order was canceled before the e-mail went out"
+    finally:
+        servers.sink.start()
+    await settle(3)
+    assert mails_to(servers.sink, email) == []
