@@ -174,3 +174,22 @@ def test_mail_settings_carrying_a_line_break_stop_the_service_with_a_clear_error
     assert result.returncode != 0
     assert "invalid settings" in result.stderr and "header injection" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_customers_read_their_invoice_in_their_language(settings, services, engine, servers):
+    from datetime import UTC, datetime
+
+    from services.runtime.formatting import money
+
+    german, english = new_order(1), new_order(2)  # sample order 1 is de_DE, 2 en_US
+    assert (german["locale"], english["locale"]) == ("de_DE", "en_US")
+    await publish_orders(settings, [german, english])
+    for order, words in ((german, ("Rechnung", "Gesamtbetrag")), (english, ("Invoice", "Total"))):
+        (mail,) = await wait_until(lambda order=order: mails_to(servers.sink, order["customer"]["email"]), timeout=30)
+        assert mail.message["Subject"].startswith(words[0])
+        text = mail.message.get_body(("plain",)).get_content()
+        html = mail.message.get_body(("html",)).get_content()
+        grand = money(order["totals"]["grand_total"], "EUR", order["locale"])
+        assert words[1] in text and grand in text and grand in html
+        today = datetime.now(UTC)
+        assert (today.strftime("%d.%m.%Y") if order is german else today.strftime("%b %-d, %Y")) in text
