@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import EmailStr, Field
 
 from schemas.envelope import CurrencyCode, Event, MinorUnits
+from schemas.items import ItemIdRanges, from_ranges
 
 
 class InvoiceGenerationRequested(Event):
@@ -14,7 +15,11 @@ class InvoiceGenerationRequested(Event):
 
     TOPIC: ClassVar[str] = "invoice.generation_requested"
     event_type: Literal["invoice.generation_requested"] = "invoice.generation_requested"
-    item_ids: list[int] = Field(default_factory=list)
+    item_id_ranges: ItemIdRanges = Field(default_factory=list, description="Inclusive [first, last] id ranges.")
+
+    @property
+    def item_ids(self) -> list[int]:
+        return from_ranges(self.item_id_ranges)
 
 
 class InvoiceGenerated(Event):

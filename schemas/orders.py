@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints, model_validator
 
 from schemas.envelope import Contract, CurrencyCode, Event, MinorUnits, no_control_characters
+from schemas.items import ItemIdRanges, from_ranges
 
 # Names and address lines end up in e-mail headers, documents and ERPs: control characters (CR/LF above
 # all: header injection) are refused at the door.
@@ -74,6 +75,7 @@ class PlacedLine(Contract):
     unit_price: MinorUnits = Field(ge=0, description="Per unit, gross or net as the order's price_mode.")
     tax_rate: float = Field(ge=0, le=100, description="Percent, e.g. 19.0.")
     is_quantity_splittable: bool = True
+    is_bundle: bool = Field(default=False, description="Bundle items always split into items of quantity 1.")
     shipment: Shipment
 
 
@@ -112,9 +114,18 @@ class OrderLine(Contract):
     unit_price: MinorUnits
     tax_rate: float
     is_quantity_splittable: bool
+    is_bundle: bool = False
     shipment: Shipment
-    item_ids: list[int] = Field(description="Ids of the sales order items of this line.")
+    item_id_ranges: ItemIdRanges = Field(
+        description="The sales order items of this line as inclusive [first, last] id ranges, so that a line of "
+        "100,000 items stays a few bytes and order.created fits Kafka's 1 MB message limit."
+    )
+    item_count: int = Field(description="Number of sales order items of this line.")
     item_quantity: int = Field(description="Quantity carried by each item: 1 when the line was split.")
+
+    @property
+    def item_ids(self) -> list[int]:
+        return from_ranges(self.item_id_ranges)
 
 
 class OrderCreated(Event):

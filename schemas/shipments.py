@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from schemas.envelope import Contract, Event, Money
+from schemas.items import ItemIdRanges, from_ranges
 from schemas.orders import Address, Shipment, ShipmentMethod
 
 ShipmentStatus = Literal["new", "shipped", "delivered", "canceled"]
@@ -21,7 +22,11 @@ class ShipmentCreated(Event):
     method: ShipmentMethod
     requested_delivery_date: dt.date | None = None
     expense: Money
-    item_ids: list[int]
+    item_id_ranges: ItemIdRanges = Field(description="The shipment's items as inclusive [first, last] id ranges.")
+
+    @property
+    def item_ids(self) -> list[int]:
+        return from_ranges(self.item_id_ranges)
 
 
 class ShipmentSplitRequested(Event):
@@ -77,9 +82,13 @@ class ShipmentSplit(Event):
     event_type: Literal["shipment.split"] = "shipment.split"
     from_shipment_id: int
     to_shipment_id: int
-    item_ids: list[int]
+    item_id_ranges: ItemIdRanges = Field(description="The moved items as inclusive [first, last] id ranges.")
     to_shipment_created: bool
     from_shipment_removed: bool
+
+    @property
+    def item_ids(self) -> list[int]:
+        return from_ranges(self.item_id_ranges)
 
 
 class ShipmentUpdated(Event):
@@ -93,5 +102,5 @@ class ShipmentUpdated(Event):
     method: ShipmentMethod
     requested_delivery_date: dt.date | None = None
     expense: Money
-    item_ids: list[int]
+    item_id_ranges: ItemIdRanges = Field(description="The shipment's items as inclusive [first, last] id ranges.")
     removed: bool = Field(default=False, description="True when the shipment was left empty and removed.")

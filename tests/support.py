@@ -198,3 +198,8 @@ async def shipments_of(engine: AsyncEngine, reference: str) -> dict[int, dict[st
         }
         for row in found
     }
+
+
+def expand(ranges: list[list[int]]) -> list[int]:
+    """Inclusive [first, last] id ranges, as events carry them, to the ids."""
+    return [item_id for first, last in ranges for item_id in range(first, last + 1)]

@@ -29,14 +29,16 @@ from schemas import (
     to_ranges,
 )
 from schemas.envelope import Event, no_control_characters
+from services.order_state.domain.process.engine import Plan
 from services.order_state.domain.process.model import INITIAL_STATE, State
 from services.order_state.domain.process.plugins import ItemFacts
-from services.order_state.domain.splitting import split_line
+from services.order_state.domain.splitting import ItemSplit, split_line
 from services.order_state.item_events import fire, publish_outcome
 from services.order_state.process_catalog import ProcessCatalog, UnknownProcess
-from services.order_state.state_store import OrderRow, load_items, lock_order, record_entry, write_plan
+from services.order_state.state_store import OrderRow, load_items, lock_order, record_entry, write_plan, write_plans
 from services.order_state.tables import sales_order, sales_order_item, sales_order_line
 from services.runtime.consumer import Incoming
+from services.runtime.errors import PermanentError
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
 
@@ -115,7 +117,9 @@ async def place_orders(
     if not accepted:
         return
 
+    threshold = catalog.settings.split_threshold
     line_rows = []
+    splits: dict[tuple[int, int], ItemSplit] = {}
     split_order_ids, split_lines, split_skus, split_counts, split_quantities = [], [], [], [], []
     for order_id, item in accepted:
         for number, line in enumerate(item.event.lines, start=1):
@@ -132,7 +136,12 @@ async def place_orders(
                     "shipment": line.shipment.model_dump(mode="json"),
                 }
             )
-            split = split_line(line.quantity, is_quantity_splittable=line.is_quantity_splittable)
+            split = splits[(order_id, number)] = split_line(
+                line.quantity,
+                is_quantity_splittable=line.is_quantity_splittable,
+                threshold=threshold,
+                is_bundle=line.is_bundle,
+            )
             split_order_ids.append(order_id)
             split_lines.append(number)
             split_skus.append(line.sku)
@@ -156,6 +165,15 @@ async def place_orders(
     item_ids: dict[tuple[int, int], list[int]] = defaultdict(list)
     for item_id, order_id, line_number in created:
         item_ids[(order_id, line_number)].append(item_id)
+    for order_id, item in accepted:
+        for number, line in enumerate(item.event.lines, start=1):
+            stored_quantity = len(item_ids[(order_id, number)]) * splits[(order_id, number)].quantity_each
+            if stored_quantity != line.quantity:
+                # Never store half an order: the transaction rolls back and the message is dead-lettered.
+                raise PermanentError(
+                    f"line {number} of order {item.event.order_reference}: items add up to {stored_quantity}, "
+                    f"not the ordered {line.quantity}"
+                )
     await record_entry(uow.conn, [order_id for order_id, _ in accepted], INITIAL_STATE, now)
 
     for order_id, item in accepted:
@@ -186,10 +204,10 @@ async def place_orders(
                         tax_rate=line.tax_rate,
                         is_quantity_splittable=line.is_quantity_splittable,
                         shipment=line.shipment,
-                        item_ids=sorted(item_ids[(order_id, number)]),
-                        item_quantity=split_line(
-                            line.quantity, is_quantity_splittable=line.is_quantity_splittable
-                        ).quantity_each,
+                        is_bundle=line.is_bundle,
+                        item_id_ranges=to_ranges(item_ids[(order_id, number)]),
+                        item_count=len(item_ids[(order_id, number)]),
+                        item_quantity=splits[(order_id, number)].quantity_each,
                     )
                     for number, line in enumerate(order.lines, start=1)
                 ],
@@ -197,15 +215,11 @@ async def place_orders(
         )
     log.info("stored %d orders", len(accepted))
 
+    plans: list[tuple[int, Plan]] = []
     for order_id, item in accepted:
         order = item.event
         facts = [
-            ItemFacts(
-                id=item_id,
-                sku=line.sku,
-                quantity=split_line(line.quantity, is_quantity_splittable=line.is_quantity_splittable).quantity_each,
-                state=INITIAL_STATE,
-            )
+            ItemFacts(item_id, line.sku, splits[(order_id, number)].quantity_each, INITIAL_STATE)
             for number, line in enumerate(order.lines, start=1)
             for item_id in item_ids[(order_id, number)]
         ]
@@ -223,8 +237,9 @@ async def place_orders(
             created_at=now,
         )
         plan = catalog.engine(row.process_name).enter(row.facts(order.correlation_id or order.event_id), facts, now)
-        await write_plan(uow.conn, order_id, plan, now)
+        plans.append((order_id, plan))
         publish_outcome(uow, row, row.process_name, plan.moves[0].event if plan.moves else None, plan, order)
+    await write_plans(uow.conn, plans, now)  # the whole batch of orders in a few statements
 
 
 async def trigger_item_events(

@@ -130,33 +130,63 @@ async def record_entry(conn: AsyncConnection, order_ids: list[int], state: str, 
 
 
 async def write_timeouts(conn: AsyncConnection, order_id: int, timeouts: list[Timeout], entered_at: datetime) -> None:
-    if not timeouts:
-        return
-    await conn.execute(
-        text(
-            """INSERT INTO order_state.state_timeout (order_id, state, event, entered_at, due_at)
-               VALUES (:order_id, :state, :event, :entered_at, :due_at) ON CONFLICT DO NOTHING"""
-        ),
-        [
+    await write_plans(conn, [(order_id, Plan(timeouts=timeouts))], entered_at)
+
+
+async def write_plan(conn: AsyncConnection, order_id: int, plan: Plan, now: datetime) -> None:
+    await write_plans(conn, [(order_id, plan)], now)
+
+
+async def write_plans(conn: AsyncConnection, plans: list[tuple[int, Plan]], now: datetime) -> None:
+    """Final states, history, timeouts, condition checks and command log of the plans of many orders:
+    one statement per distinct target state and one per kind of record, whatever the number of orders
+    and items. Timeouts of the states items left need no deleting: a timeout applies to the items still
+    in its state since its entry time."""
+    by_state: dict[str, list[int]] = defaultdict(list)
+    history: list[dict[str, Any]] = []
+    timeouts: list[dict[str, Any]] = []
+    checks: list[dict[str, Any]] = []
+    commands: list[dict[str, Any]] = []
+    for order_id, plan in plans:
+        for item_id, state in plan.changed.items():
+            by_state[state].append(item_id)
+        history += [
+            {
+                "order_id": order_id,
+                "ids": multirange(move.item_ids),
+                "count": len(move.item_ids),
+                "source": move.source,
+                "target": move.target,
+                "event": move.event,
+                "now": now,
+            }
+            for move in plan.moves
+        ]
+        timeouts += [
             {
                 "order_id": order_id,
                 "state": timeout.state,
                 "event": timeout.event,
-                "entered_at": entered_at,
+                "entered_at": now,
                 "due_at": timeout.due_at,
             }
-            for timeout in timeouts
-        ],
-    )
-
-
-async def write_plan(conn: AsyncConnection, order_id: int, plan: Plan, now: datetime) -> None:
-    """Final states, history, timeouts and command log of a plan: a few statements per distinct state,
-    whatever the number of items. Timeouts of the states items left need no deleting: a timeout applies
-    to the items still in its state since its entry time."""
-    by_state: dict[str, list[int]] = defaultdict(list)
-    for item_id, state in plan.changed.items():
-        by_state[state].append(item_id)
+            for timeout in plan.timeouts
+        ]
+        checks += [{"order_id": order_id, "state": state, "now": now} for state in plan.condition_checks]
+        commands += [
+            {
+                "order_id": order_id,
+                "event": run.event,
+                "command": run.command,
+                "source": run.source,
+                "target": run.target,
+                "ids": multirange(run.item_ids),
+                "count": len(run.item_ids),
+                "error": run.error,
+                "now": now,
+            }
+            for run in plan.commands
+        ]
     for state, ids in by_state.items():
         await conn.execute(
             text(
@@ -164,32 +194,25 @@ async def write_plan(conn: AsyncConnection, order_id: int, plan: Plan, now: date
             ).bindparams(_IDS),
             {"ids": ids, "state": state, "now": now},
         )
-    if plan.moves:
+    if history:
+        await conn.execute(_HISTORY, history)
+    if timeouts:
         await conn.execute(
-            _HISTORY,
-            [
-                {
-                    "order_id": order_id,
-                    "ids": multirange(move.item_ids),
-                    "count": len(move.item_ids),
-                    "source": move.source,
-                    "target": move.target,
-                    "event": move.event,
-                    "now": now,
-                }
-                for move in plan.moves
-            ],
+            text(
+                """INSERT INTO order_state.state_timeout (order_id, state, event, entered_at, due_at)
+                   VALUES (:order_id, :state, :event, :entered_at, :due_at) ON CONFLICT DO NOTHING"""
+            ),
+            timeouts,
         )
-    await write_timeouts(conn, order_id, plan.timeouts, now)
-    if plan.condition_checks:
+    if checks:
         await conn.execute(
             text(
                 """INSERT INTO order_state.state_condition_check (order_id, state, entered_at, next_check_at)
                    VALUES (:order_id, :state, :now, :now) ON CONFLICT DO NOTHING"""
             ),
-            [{"order_id": order_id, "state": state, "now": now} for state in plan.condition_checks],
+            checks,
         )
-    if plan.commands:
+    if commands:
         await conn.execute(
             text(
                 """INSERT INTO order_state.transition_log
@@ -197,18 +220,5 @@ async def write_plan(conn: AsyncConnection, order_id: int, plan: Plan, now: date
                    VALUES (:order_id, :event, :command, :source, :target,
                            CAST(CAST(:ids AS text) AS int8multirange), :count, :error, :now)"""
             ),
-            [
-                {
-                    "order_id": order_id,
-                    "event": run.event,
-                    "command": run.command,
-                    "source": run.source,
-                    "target": run.target,
-                    "ids": multirange(run.item_ids),
-                    "count": len(run.item_ids),
-                    "error": run.error,
-                    "now": now,
-                }
-                for run in plan.commands
-            ],
+            commands,
         )

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     timeout_check_interval_seconds: float = 1.0
     condition_check_interval_seconds: float = 10.0
     split_delivery_enabled: bool = True
+    split_threshold: int | None = Field(
+        default=None, ge=2, description="A line of this quantity or more stays one item (off by default)."
+    )
     shipped_states: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["shipped"])
     delivered_states: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["delivered", "closed", "returned", "refunded"]

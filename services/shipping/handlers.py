@@ -22,6 +22,7 @@ from schemas import (
     ShipmentSplitRejected,
     ShipmentSplitRequested,
     ShipmentUpdated,
+    to_ranges,
 )
 from schemas.envelope import Event
 from services.runtime.consumer import Incoming
@@ -65,13 +66,23 @@ async def create_shipments(uow: UnitOfWork, created: Sequence[Incoming[OrderCrea
         .returning(shipment.c.id, shipment.c.order_reference, shipment.c.group_key)
     )
     new = [(shipment_id, *planned[(reference, key)]) for shipment_id, reference, key in stored]
-    item_rows = [
-        {"item_id": item_id, "shipment_id": shipment_id, "order_reference": order.order_reference}
-        for shipment_id, order, group in new
-        for item_id in group.item_ids
-    ]
-    if item_rows:
-        await uow.conn.execute(insert(shipment_item).on_conflict_do_nothing(), item_rows)
+    item_ids: list[int] = []
+    shipment_ids: list[int] = []
+    references: list[str] = []
+    for shipment_id, order, group in new:
+        item_ids.extend(group.item_ids)
+        shipment_ids.extend([shipment_id] * len(group.item_ids))
+        references.extend([order.order_reference] * len(group.item_ids))
+    if item_ids:  # one statement for all items of the batch, however many
+        await uow.conn.execute(
+            text(
+                """INSERT INTO shipping.shipment_item (item_id, shipment_id, order_reference)
+                   SELECT * FROM unnest(CAST(:items AS bigint[]), CAST(:shipments AS bigint[]),
+                                        CAST(:references AS text[]))
+                   ON CONFLICT DO NOTHING"""
+            ),
+            {"items": item_ids, "shipments": shipment_ids, "references": references},
+        )
     for shipment_id, order, group in new:
         uow.publish(
             ShipmentCreated(
@@ -83,7 +94,7 @@ async def create_shipments(uow: UnitOfWork, created: Sequence[Incoming[OrderCrea
                 method=group.shipment.method,
                 requested_delivery_date=group.shipment.requested_delivery_date,
                 expense=Money(amount=group.shipment.method.price, currency=order.currency),
-                item_ids=group.item_ids,
+                item_id_ranges=to_ranges(group.item_ids),
             )
         )
     log.info("created %d shipments", len(new))
@@ -108,7 +119,7 @@ def _updated(row: Any, item_ids: list[int], status: str, cause: Event, *, remove
         method=ShipmentMethod.model_validate(row.method),
         requested_delivery_date=row.requested_delivery_date,
         expense=Money(amount=row.expense_amount, currency=row.currency),
-        item_ids=sorted(item_ids),
+        item_id_ranges=to_ranges(item_ids),
         removed=removed,
     )
 
@@ -226,7 +237,7 @@ async def split_shipments(
                     custom_order_reference=shipments[source].custom_order_reference,
                     from_shipment_id=source,
                     to_shipment_id=target_id,
-                    item_ids=sorted(items),
+                    item_id_ranges=to_ranges(items),
                     to_shipment_created=created,
                     from_shipment_removed=source in removed,
                 )

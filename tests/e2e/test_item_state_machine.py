@@ -76,7 +76,8 @@ async def test_default_process_happy_path_with_invoice_and_shipping_facts(settin
 
     async with TopicReader(settings, "invoice.generation_requested") as reader:
         await reader.wait_for(lambda _: reader.events(reference))
-        assert sorted(reader.events(reference)[0]["item_ids"]) == items
+        ranges = reader.events(reference)[0]["item_id_ranges"]
+        assert [i for first, last in ranges for i in range(first, last + 1)] == items
 
     page = oms("order", "show", reference, env=servers.env)
     assert page.returncode == 0, page.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from services.runtime.embedded import wait_until
-from tests.support import BCC, TopicReader, mails_to, new_order, publish_orders, rows, scalar, settle
+from tests.support import BCC, TopicReader, expand, mails_to, new_order, publish_orders, rows, scalar, settle
 
 
 def three_address_order() -> dict:
@@ -63,7 +63,8 @@ async def test_placed_order_is_stored_invoiced_mailed_and_shipped(settings, serv
         await reader.wait_for(lambda _: reader.events(reference))
         created = reader.events(reference)
     assert len(created) == 1
-    assert sorted(i for line in created[0]["lines"] for i in line["item_ids"]) == [item.id for item in items]
+    assert sorted(i for line in created[0]["lines"] for i in expand(line["item_id_ranges"])) == [i.id for i in items]
+    assert [line["item_count"] for line in created[0]["lines"]] == [2, 1, 1, 4]
     assert created[0]["custom_order_reference"] == order["custom_order_reference"]
 
     # invoicing: exactly one e-mail, to the customer, BCC in the envelope only.
@@ -94,7 +95,7 @@ async def test_placed_order_is_stored_invoiced_mailed_and_shipped(settings, serv
         await reader.wait_for(lambda _: len(reader.events(reference)) >= 3)
         published = reader.events(reference)
     assert sorted(event["shipment_id"] for event in published) == sorted(s.id for s in shipments)
-    assert sorted(i for event in published for i in event["item_ids"]) == [item.id for item in items]
+    assert sorted(i for event in published for i in expand(event["item_id_ranges"])) == [item.id for item in items]
 
     async with TopicReader(settings, "invoice.sent") as reader:
         await reader.wait_for(lambda _: reader.events(reference))

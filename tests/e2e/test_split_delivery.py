@@ -19,6 +19,7 @@ from services.runtime.migrations import upgrade
 from services.runtime.settings import Settings
 from tests.support import (
     TopicReader,
+    expand,
     item_states,
     new_order,
     publish_orders,
@@ -107,16 +108,20 @@ async def test_items_move_into_a_new_shipment_from_the_command_line(settings, se
     async with TopicReader(settings, "shipment.split") as reader:
         await reader.wait_for(lambda _: reader.events(reference))
         (split,) = reader.events(reference)
-    assert (split["from_shipment_id"], split["to_shipment_id"], split["item_ids"]) == (home, new_id, items[:2])
+    assert (split["from_shipment_id"], split["to_shipment_id"], expand(split["item_id_ranges"])) == (
+        home,
+        new_id,
+        items[:2],
+    )
     assert split["to_shipment_created"] and not split["from_shipment_removed"]
     async with TopicReader(settings, "shipment.updated") as reader:
         await reader.wait_for(lambda _: len(reader.events(reference)) >= 2)
         updated = {e["shipment_id"]: e for e in reader.events(reference)}
-    assert updated[new_id]["item_ids"] == items[:2] and updated[new_id]["expense"] == {
+    assert expand(updated[new_id]["item_id_ranges"]) == items[:2] and updated[new_id]["expense"] == {
         "amount": 1290,
         "currency": "EUR",
     }
-    assert updated[home]["item_ids"] == items[2:]
+    assert expand(updated[home]["item_id_ranges"]) == items[2:]
 
     # order_state learns which shipment the items are in now.
     async def learned():

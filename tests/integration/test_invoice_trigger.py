@@ -33,7 +33,7 @@ async def run(engine, handler, events, settings):
 async def test_invoice_waits_for_the_process_and_is_made_once(engine, settings):
     on_request = Settings(**{**settings.model_dump(), "invoice_trigger": "invoice.generation_requested"})
     order = created_from_sample(3).model_copy(update={"order_reference": f"DE--TRIG-{uuid.uuid4().hex[:8]}"})
-    request = InvoiceGenerationRequested(order_reference=order.order_reference, item_ids=[1, 2, 3, 4])
+    request = InvoiceGenerationRequested(order_reference=order.order_reference, item_id_ranges=[(1, 4)])
 
     with pytest.raises(RetryLater, match=r"invoice requested before order\.created arrived"):
         await run(engine, handlers.answer_generation_requests, [request], on_request)
@@ -42,7 +42,7 @@ async def test_invoice_waits_for_the_process_and_is_made_once(engine, settings):
     assert not await rows(engine, "SELECT 1 FROM invoicing.invoice WHERE order_reference = :r", r=order.order_reference)
 
     assert await run(engine, handlers.answer_generation_requests, [request], on_request) == ["invoice.generated"]
-    again = InvoiceGenerationRequested(order_reference=order.order_reference, item_ids=[1, 2, 3, 4])
+    again = InvoiceGenerationRequested(order_reference=order.order_reference, item_id_ranges=[(1, 4)])
     assert await run(engine, handlers.answer_generation_requests, [again], on_request) == ["invoice.generated"]
     invoices = await rows(
         engine, "SELECT invoice_reference FROM invoicing.invoice WHERE order_reference = :r", r=order.order_reference

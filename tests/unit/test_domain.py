@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from schemas import OrderCreated, OrderLine
+from schemas import OrderCreated, OrderLine, to_ranges
 from services.invoicing.domain.document import compute_figures
 from services.invoicing.domain.numbering import format_invoice_reference
 from services.order_state.domain.splitting import ItemSplit, split_line
@@ -50,7 +50,8 @@ def created_from_sample(number: int = 3) -> OrderCreated:
                 tax_rate=line.tax_rate,
                 is_quantity_splittable=line.is_quantity_splittable,
                 shipment=line.shipment,
-                item_ids=[next(next_id) for _ in range(count)],
+                item_id_ranges=to_ranges([next(next_id) for _ in range(count)]),
+                item_count=count,
                 item_quantity=1 if line.is_quantity_splittable else line.quantity,
             )
         )
@@ -93,7 +94,7 @@ def test_items_group_by_address_method_and_date():
     groups = group_items(order.lines)
     assert [sorted(group.item_ids) for group in groups] == [[1, 2, 3], [4]]
     later = order.lines[2].shipment.model_copy(update={"requested_delivery_date": dt.date(2030, 1, 1)})
-    lines = [*order.lines, order.lines[2].model_copy(update={"shipment": later, "item_ids": [99]})]
+    lines = [*order.lines, order.lines[2].model_copy(update={"shipment": later, "item_id_ranges": [(99, 99)]})]
     assert len(group_items(lines)) == 3
 
 
@@ -125,6 +126,8 @@ def test_invoice_reference_format():
         format_invoice_reference("{shop}-{number}", "DE", 1)
 
 
-def test_order_created_lines_serialise_item_ids():
+def test_order_created_lines_carry_item_ids_as_ranges():
     order = created_from_sample(3)
-    assert json.loads(order.model_dump_json())["lines"][1]["item_ids"] == [3]
+    lines = json.loads(order.model_dump_json())["lines"]
+    assert [line["item_id_ranges"] for line in lines] == [[[1, 2]], [[3, 3]], [[4, 4]]]
+    assert order.lines[0].item_ids == [1, 2]

@@ -79,7 +79,8 @@ def order_created(price_mode: str = "GROSS_MODE") -> OrderCreated:
             tax_rate=tax_rate,
             is_quantity_splittable=quantity < 100,
             shipment=shipment,
-            item_ids=list(range(number * 10, number * 10 + (quantity if quantity < 100 else 1))),
+            item_id_ranges=[(number * 10, number * 10 + (quantity if quantity < 100 else 1) - 1)],
+            item_count=quantity if quantity < 100 else 1,
             item_quantity=1 if quantity < 100 else quantity,
         )
 

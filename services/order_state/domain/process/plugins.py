@@ -124,13 +124,14 @@ def default_registry() -> PluginRegistry:
     @registry.command("Invoice/Generate")
     def generate_invoice(call: CommandCall) -> None:
         from schemas.invoices import InvoiceGenerationRequested
+        from schemas.items import to_ranges
 
         call.publish(
             InvoiceGenerationRequested(
                 order_reference=call.order.order_reference,
                 custom_order_reference=call.order.custom_order_reference,
                 correlation_id=call.order.correlation_id,
-                item_ids=sorted(call.item_ids),
+                item_id_ranges=to_ranges(call.item_ids),
             )
         )
 
