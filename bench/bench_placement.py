@@ -1,0 +1,271 @@
+"""Placement throughput through order_state, and the time to store a 100,000-unit order, each next to a
+baseline measured in the same run.
+
+    .venv/bin/python -m bench.bench_placement [--orders 20000] [--baseline-orders 2000]
+
+Runs on the embedded stack (PostgreSQL + Tansu). Throughput: N ordinary orders (5 lines: splittable lines of
+1-3 units and one non-splittable pallet line) are published to order.placed first; then the real
+order_state service (`oms service order_state`, batches, inbox, set-based writes, outbox, relay) consumes
+them; the rate is measured from the first stored order to the last. Baseline: a consumer of the same
+topic that handles one message per transaction with one INSERT per row (order, lines, items, history,
+outbox) and commits the offset after each message. Big order: order_state's placement handler on an
+order with a splittable line of 100,000 units and a non-splittable line of 1,000,000, next to inserting
+its 100,001 item rows one INSERT at a time in one transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy import text
+
+from schemas import OrderPlaced
+from services.order_state import handlers
+from services.order_state.process_catalog import ProcessCatalog
+from services.order_state.tables import outbox
+from services.runtime.consumer import Incoming
+from services.runtime.db import asyncpg_dsn, create_engine
+from services.runtime.embedded import EmbeddedStack, ServiceProcess
+from services.runtime.migrations import upgrade_all
+from services.runtime.settings import Settings
+from services.runtime.topics import all_topics, ensure_topics
+from services.runtime.unit_of_work import UnitOfWork
+from services.samples import sample_order
+
+
+def ordinary_order(number: int, run: str, topic_run: str) -> dict:
+    order = json.loads(sample_order(3, run=run).model_dump_json())
+    order["order_reference"] = f"DE--{topic_run}-{number}"
+    template = order["lines"][0]
+    order["lines"] = [
+        dict(template, sku=f"SKU-{n}", quantity=1 + n % 3, is_quantity_splittable=n != 4) for n in range(5)
+    ]
+    order["totals"]["subtotal"] = sum(line["unit_price"] * line["quantity"] for line in order["lines"])
+    order["event_id"] = str(uuid.uuid4())
+    return order
+
+
+async def publish(settings: Settings, topic: str, orders: list[dict]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, json.dumps(o).encode(), key=o["order_reference"].encode()) for o in orders
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def stored_rate(settings: Settings, prefix: str, count: int, timeout: float = 600) -> float:
+    """Orders per second from the first stored order of `prefix` to the last."""
+    import asyncpg
+
+    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    try:
+        like = f"DE--{prefix}-%"
+        first_seen = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stored = await conn.fetchval(
+                "SELECT count(*) FROM order_state.sales_order WHERE order_reference LIKE $1", like
+            )
+            now = time.perf_counter()
+            if stored and first_seen is None:
+                first_seen, first_count = now, stored
+            if stored >= count:
+                return (stored - first_count) / (now - first_seen)
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"only {stored} of {count} orders stored")
+    finally:
+        await conn.close()
+
+
+async def ours(settings: Settings, env: dict[str, str], logs: Path, orders: int) -> float:
+    await publish(settings, "order.placed", [ordinary_order(n, "B", "OURS") for n in range(orders)])
+    service = ServiceProcess("order_state", env, logs / "order_state.log")
+    service.start()
+    try:
+        return await stored_rate(settings, "OURS", orders)
+    finally:
+        service.stop(signal.SIGTERM)
+
+
+async def baseline(settings: Settings, orders: int) -> float:
+    """One message, one transaction, one INSERT per row, offset committed after each message."""
+    import asyncpg
+
+    await publish(settings, "bench.naive_placed", [ordinary_order(n, "N", "BASE") for n in range(orders)])
+    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    consumer = AIOKafkaConsumer(
+        "bench.naive_placed",
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id="bench-naive",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=1000,
+        heartbeat_interval_ms=300,
+    )
+    await consumer.start()
+
+    async def consume() -> None:
+        done = 0
+        async for record in consumer:
+            order = OrderPlaced.model_validate_json(record.value)
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO order_state.inbox (consumer, event_id) VALUES ('naive', $1)", order.event_id
+                )
+                order_id = await conn.fetchval(
+                    """INSERT INTO order_state.sales_order (order_reference, store, locale, currency, price_mode,
+                           customer, billing_address, payment_method, process_name, totals, placed_at,
+                           placed_event_id)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'OmsDefault01', $9, now(), $10) RETURNING id""",
+                    order.order_reference,
+                    order.store,
+                    order.locale,
+                    order.currency,
+                    order.price_mode,
+                    order.customer.model_dump_json(),
+                    order.billing_address.model_dump_json(),
+                    order.payment_method,
+                    order.totals.model_dump_json(),
+                    order.event_id,
+                )
+                for number, line in enumerate(order.lines, start=1):
+                    await conn.execute(
+                        """INSERT INTO order_state.sales_order_line (order_id, line_number, sku, name, quantity,
+                               unit_price, tax_rate, is_quantity_splittable, shipment)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                        order_id,
+                        number,
+                        line.sku,
+                        line.name,
+                        line.quantity,
+                        line.unit_price,
+                        line.tax_rate,
+                        line.is_quantity_splittable,
+                        line.shipment.model_dump_json(),
+                    )
+                    for _ in range(line.quantity if line.is_quantity_splittable else 1):
+                        item_id = await conn.fetchval(
+                            """INSERT INTO order_state.sales_order_item (order_id, line_number, sku, quantity, state)
+                               VALUES ($1, $2, $3, $4, 'new') RETURNING id""",
+                            order_id,
+                            number,
+                            line.sku,
+                            1 if line.is_quantity_splittable else line.quantity,
+                        )
+                        await conn.execute(
+                            """INSERT INTO order_state.sales_order_item_state_history
+                                   (order_id, item_ids, item_count, to_state, changed_at)
+                               VALUES ($1, int8multirange(int8range($2, $2 + 1)), 1, 'new', now())""",
+                            order_id,
+                            item_id,
+                        )
+                await conn.execute(
+                    "INSERT INTO order_state.outbox (topic, key, value) VALUES ('bench', $1, $2)",
+                    order.order_reference.encode(),
+                    record.value,
+                )
+            await consumer.commit()
+            done += 1
+            if done == orders:
+                return
+
+    task = asyncio.create_task(consume())
+    try:
+        return await stored_rate(settings, "BASE", orders)
+    finally:
+        await task
+        await consumer.stop()
+        await conn.close()
+
+
+async def big_order(settings: Settings) -> tuple[float, float]:
+    document = ordinary_order(0, "G", "BIG")
+    document["lines"] = document["lines"][:2]
+    document["lines"][0].update(quantity=100_000, is_quantity_splittable=True)
+    document["lines"][1].update(quantity=1_000_000, is_quantity_splittable=False)
+    document["totals"]["subtotal"] = sum(line["unit_price"] * line["quantity"] for line in document["lines"])
+    order = OrderPlaced.model_validate(document)
+    engine = create_engine(settings, "order_state")
+    catalog = ProcessCatalog.load(settings)
+    record = ConsumerRecord("order.placed", 0, 0, 0, 0, b"k", b"{}", None, 0, 0, [])
+    try:
+        started = time.perf_counter()
+        async with engine.begin() as conn:
+            uow = UnitOfWork(conn, outbox, "order_state")
+            await handlers.place_orders(uow, [Incoming(order, record)], catalog)
+            await uow.flush()
+        ours_seconds = time.perf_counter() - started
+        async with engine.connect() as conn:
+            order_id = (
+                await conn.execute(
+                    text("SELECT id FROM order_state.sales_order WHERE order_reference = :r"),
+                    {"r": order.order_reference},
+                )
+            ).scalar_one()
+        started = time.perf_counter()
+        async with engine.begin() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            insert = await raw.prepare(
+                """INSERT INTO order_state.sales_order_item (order_id, line_number, sku, quantity, state)
+                   VALUES ($1, $2, $3, $4, 'new')"""
+            )
+            for _ in range(100_000):
+                await insert.fetch(order_id, 1, "SKU-0", 1)
+            await insert.fetch(order_id, 2, "SKU-1", 1_000_000)
+        base_seconds = time.perf_counter() - started
+    finally:
+        await engine.dispose()
+    return ours_seconds, base_seconds
+
+
+async def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="oms-bench-") as base:
+        stack = EmbeddedStack(Path(base) / "stack")
+        stack.start()
+        try:
+            env = {**stack.environment(), "OMS_KAFKA_GROUP_PREFIX": "bench", "OMS_LOG_LEVEL": "WARNING"}
+            os.environ.update(env)
+            settings = Settings()
+            await upgrade_all(settings)
+            await ensure_topics(settings, [*all_topics(), "bench.naive_placed"])
+            base_rate = await baseline(settings, args.baseline_orders)
+            our_rate = await ours(settings, env, stack.logs_dir, args.orders)
+            big_ours, big_base = await big_order(settings)
+        finally:
+            stack.stop()
+    print(f"ordinary orders (5 lines), through order_state : {our_rate:,.0f} orders/s ({args.orders:,} orders)")
+    print(
+        f"baseline, one transaction per message, one INSERT per row : {base_rate:,.0f} orders/s "
+        f"({args.baseline_orders:,} orders)"
+    )
+    print(f"ratio                                          : {our_rate / base_rate:.1f}x")
+    print(f"100,000 + 1,000,000-unit order stored          : {big_ours:.3f} s")
+    print(f"baseline, its 100,001 items one INSERT each    : {big_base:.3f} s")
+    print(f"ratio                                          : {big_base / big_ours:.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--baseline-orders", type=int, default=2_000)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
