@@ -171,7 +171,7 @@ async def baseline(settings: Settings, orders: int) -> float:
                         await conn.execute(
                             """INSERT INTO order_state.sales_order_item_state_history
                                    (order_id, item_ids, item_count, to_state, changed_at)
-                               VALUES ($1, int8multirange(int8range($2, $2 + 1)), 1, 'new', now())""",
+                               VALUES ($1, int8multirange(int8range($2::bigint, $2::bigint + 1)), 1, 'new', now())""",
                             order_id,
                             item_id,
                         )

@@ -12,10 +12,11 @@ from schemas.items import ItemIdRanges, from_ranges
 
 # Names and address lines end up in e-mail headers, documents and ERPs: control characters (CR/LF above
 # all: header injection) are refused at the door.
+# Length checks first (done in pydantic-core), then the control-character check.
 NonEmpty = Annotated[
     str,
-    AfterValidator(no_control_characters),
     StringConstraints(min_length=1, max_length=255, strip_whitespace=True),
+    AfterValidator(no_control_characters),
 ]
 Text = Annotated[str, StringConstraints(max_length=255), AfterValidator(no_control_characters)]
 ShortCode = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]

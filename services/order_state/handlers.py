@@ -6,9 +6,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
 
 from schemas import (
     CancelRefusedItem,
@@ -36,7 +36,7 @@ from services.order_state.domain.splitting import ItemSplit, split_line
 from services.order_state.item_events import fire, publish_outcome
 from services.order_state.process_catalog import ProcessCatalog, UnknownProcess
 from services.order_state.state_store import OrderRow, load_items, lock_order, record_entry, write_plan, write_plans
-from services.order_state.tables import sales_order, sales_order_item, sales_order_line
+from services.order_state.tables import sales_order, sales_order_item
 from services.runtime.consumer import Incoming
 from services.runtime.errors import PermanentError
 from services.runtime.settings import Settings
@@ -46,16 +46,44 @@ log = logging.getLogger(__name__)
 
 _NO_STATE = State("(unknown)")
 
+INSERT_ORDERS = text(
+    """
+    INSERT INTO order_state.sales_order (order_reference, custom_order_reference, store, locale, currency,
+        price_mode, customer_reference, customer, billing_address, payment_method, process_name, totals,
+        placed_at, placed_event_id)
+    SELECT * FROM unnest(CAST(:order_reference AS text[]), CAST(:custom_order_reference AS text[]),
+        CAST(:store AS text[]), CAST(:locale AS text[]), CAST(:currency AS text[]), CAST(:price_mode AS text[]),
+        CAST(:customer_reference AS text[]), CAST(:customer AS jsonb[]), CAST(:billing_address AS jsonb[]),
+        CAST(:payment_method AS text[]), CAST(:process_name AS text[]), CAST(:totals AS jsonb[]),
+        CAST(:placed_at AS timestamptz[]), CAST(:placed_event_id AS uuid[]))
+    ON CONFLICT (order_reference) DO NOTHING
+    RETURNING id, order_reference
+    """
+)
+
+INSERT_LINES = text(
+    """
+    INSERT INTO order_state.sales_order_line (order_id, line_number, sku, name, quantity, unit_price, tax_rate,
+        is_quantity_splittable, shipment)
+    SELECT * FROM unnest(CAST(:order_id AS bigint[]), CAST(:line_number AS int[]), CAST(:sku AS text[]),
+        CAST(:name AS text[]), CAST(:quantity AS int[]), CAST(:unit_price AS bigint[]), CAST(:tax_rate AS numeric[]),
+        CAST(:is_quantity_splittable AS boolean[]), CAST(:shipment AS jsonb[]))
+    """
+)
+
 INSERT_ITEMS = text(
     """
-    INSERT INTO order_state.sales_order_item (order_id, line_number, sku, quantity, state, state_changed_at)
-    SELECT l.order_id, l.line_number, l.sku, l.quantity_each, :state, :now
-    FROM unnest(CAST(:order_ids AS bigint[]), CAST(:line_numbers AS int[]), CAST(:skus AS text[]),
-                CAST(:counts AS int[]), CAST(:quantities AS int[]))
-         AS l(order_id, line_number, sku, item_count, quantity_each)
-    CROSS JOIN LATERAL generate_series(1, l.item_count) AS u(n)
-    ORDER BY l.order_id, l.line_number, u.n
-    RETURNING id, order_id, line_number
+    WITH created AS (
+        INSERT INTO order_state.sales_order_item (order_id, line_number, sku, quantity, state, state_changed_at)
+        SELECT l.order_id, l.line_number, l.sku, l.quantity_each, :state, :now
+        FROM unnest(CAST(:order_ids AS bigint[]), CAST(:line_numbers AS int[]), CAST(:skus AS text[]),
+                    CAST(:counts AS int[]), CAST(:quantities AS int[]))
+             AS l(order_id, line_number, sku, item_count, quantity_each)
+        CROSS JOIN LATERAL generate_series(1, l.item_count) AS u(n)
+        ORDER BY l.order_id, l.line_number, u.n
+        RETURNING id, order_id, line_number
+    )
+    SELECT order_id, line_number, array_agg(id ORDER BY id) AS ids FROM created GROUP BY order_id, line_number
     """
 )
 
@@ -77,31 +105,25 @@ async def place_orders(
         placed.append(item)
     if not placed:
         return
-    rows = [
-        {
-            "order_reference": item.event.order_reference,
-            "custom_order_reference": item.event.custom_order_reference,
-            "store": item.event.store,
-            "locale": item.event.locale,
-            "currency": item.event.currency,
-            "price_mode": item.event.price_mode,
-            "customer_reference": item.event.customer.customer_reference,
-            "customer": item.event.customer.model_dump(mode="json"),
-            "billing_address": item.event.billing_address.model_dump(mode="json"),
-            "payment_method": item.event.payment_method,
-            "process_name": processes[item.event.order_reference],
-            "totals": item.event.totals.model_dump(mode="json"),
-            "placed_at": item.event.placed_at or item.event.occurred_at,
-            "placed_event_id": item.event.event_id,
-        }
-        for item in placed
-    ]
-    stored = await uow.conn.execute(
-        insert(sales_order)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["order_reference"])
-        .returning(sales_order.c.id, sales_order.c.order_reference)
-    )
+    # Columns as arrays, one INSERT ... SELECT unnest(...) for the whole batch: no per-row SQL to build.
+    columns: dict[str, list[Any]] = defaultdict(list)
+    for item in placed:
+        order = item.event
+        columns["order_reference"].append(order.order_reference)
+        columns["custom_order_reference"].append(order.custom_order_reference)
+        columns["store"].append(order.store)
+        columns["locale"].append(order.locale)
+        columns["currency"].append(order.currency)
+        columns["price_mode"].append(order.price_mode)
+        columns["customer_reference"].append(order.customer.customer_reference)
+        columns["customer"].append(order.customer.model_dump_json())
+        columns["billing_address"].append(order.billing_address.model_dump_json())
+        columns["payment_method"].append(order.payment_method)
+        columns["process_name"].append(processes[order.order_reference])
+        columns["totals"].append(order.totals.model_dump_json())
+        columns["placed_at"].append(order.placed_at or order.occurred_at)
+        columns["placed_event_id"].append(order.event_id)
+    stored = await uow.conn.execute(INSERT_ORDERS, columns)
     order_ids = {reference: order_id for order_id, reference in stored}
 
     accepted: list[tuple[int, Incoming[OrderPlaced]]] = []
@@ -118,24 +140,20 @@ async def place_orders(
         return
 
     threshold = catalog.settings.split_threshold
-    line_rows = []
+    lines: dict[str, list[Any]] = defaultdict(list)
     splits: dict[tuple[int, int], ItemSplit] = {}
     split_order_ids, split_lines, split_skus, split_counts, split_quantities = [], [], [], [], []
     for order_id, item in accepted:
         for number, line in enumerate(item.event.lines, start=1):
-            line_rows.append(
-                {
-                    "order_id": order_id,
-                    "line_number": number,
-                    "sku": line.sku,
-                    "name": line.name,
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price,
-                    "tax_rate": line.tax_rate,
-                    "is_quantity_splittable": line.is_quantity_splittable,
-                    "shipment": line.shipment.model_dump(mode="json"),
-                }
-            )
+            lines["order_id"].append(order_id)
+            lines["line_number"].append(number)
+            lines["sku"].append(line.sku)
+            lines["name"].append(line.name)
+            lines["quantity"].append(line.quantity)
+            lines["unit_price"].append(line.unit_price)
+            lines["tax_rate"].append(line.tax_rate)
+            lines["is_quantity_splittable"].append(line.is_quantity_splittable)
+            lines["shipment"].append(line.shipment.model_dump_json())
             split = splits[(order_id, number)] = split_line(
                 line.quantity,
                 is_quantity_splittable=line.is_quantity_splittable,
@@ -147,7 +165,7 @@ async def place_orders(
             split_skus.append(line.sku)
             split_counts.append(split.count)
             split_quantities.append(split.quantity_each)
-    await uow.conn.execute(insert(sales_order_line), line_rows)
+    await uow.conn.execute(INSERT_LINES, lines)
 
     # All items of all orders in the batch in one statement: one row per unit of a split line.
     created = await uow.conn.execute(
@@ -162,9 +180,10 @@ async def place_orders(
             "now": now,
         },
     )
+    # One row per line with its item ids as an array: no Python work per item row.
     item_ids: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for item_id, order_id, line_number in created:
-        item_ids[(order_id, line_number)].append(item_id)
+    for order_id, line_number, ids in created.all():
+        item_ids[(order_id, line_number)] = ids
     for order_id, item in accepted:
         for number, line in enumerate(item.event.lines, start=1):
             stored_quantity = len(item_ids[(order_id, number)]) * splits[(order_id, number)].quantity_each
@@ -179,7 +198,8 @@ async def place_orders(
     for order_id, item in accepted:
         order = item.event
         uow.publish(
-            OrderCreated(
+            # Built from a validated order.placed: construct without validating every field a second time.
+            OrderCreated.model_construct(
                 **order.caused(),
                 order_reference=order.order_reference,
                 custom_order_reference=order.custom_order_reference,
@@ -195,7 +215,7 @@ async def place_orders(
                 totals=order.totals,
                 placed_at=order.placed_at or order.occurred_at,
                 lines=[
-                    OrderLine(
+                    OrderLine.model_construct(
                         line_number=number,
                         sku=line.sku,
                         name=line.name,
