@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -203,3 +207,15 @@ async def shipments_of(engine: AsyncEngine, reference: str) -> dict[int, dict[st
 def expand(ranges: list[list[int]]) -> list[int]:
     """Inclusive [first, last] id ranges, as events carry them, to the ids."""
     return [item_id for first, last in ranges for item_id in range(first, last + 1)]
+
+
+def oms(*args: object, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the `oms` command as a user would, with extra settings in `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "services", *map(str, args)],
+        env={**os.environ, **(env or {})},
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -55,25 +55,25 @@ class Scheduler:
     async def fire_due_timeouts(self) -> int:
         """One pass: fire every timeout due now. Returns how many (item, event) timeouts fired."""
         now = self.clock()
-        async with self.engine.connect() as conn:
-            orders = (
-                (
-                    await conn.execute(
-                        text(
-                            """SELECT DISTINCT order_id FROM (
-                               SELECT order_id FROM order_state.state_timeout
-                               WHERE due_at <= :now ORDER BY due_at LIMIT :limit) due"""
-                        ),
-                        {"now": now, "limit": self.batch_size},
-                    )
-                )
-                .scalars()
-                .all()
-            )
+        orders = await self._orders_due("state_timeout", "due_at", now)
         fired = 0
         for order_id in orders:
             fired += await self._fire_order_timeouts(order_id, now)
         return fired
+
+    async def _orders_due(self, table: str, column: str, now: datetime) -> list[int]:
+        """Orders with something due in `table` (the oldest first, at most one batch), without locking:
+        each order is then taken under its own row lock."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                text(
+                    f"""SELECT DISTINCT order_id FROM (
+                            SELECT order_id FROM order_state.{table}
+                            WHERE {column} <= :now ORDER BY {column} LIMIT :limit) due"""
+                ),
+                {"now": now, "limit": self.batch_size},
+            )
+            return list(result.scalars())
 
     async def _fire_order_timeouts(self, order_id: int, now: datetime) -> int:
         async with self.engine.begin() as conn:
@@ -105,21 +105,7 @@ class Scheduler:
         """One pass over the groups of items waiting in states with transitions without an event whose
         next check is due. Returns the number of items moved."""
         now = self.clock()
-        async with self.engine.connect() as conn:
-            orders = (
-                (
-                    await conn.execute(
-                        text(
-                            """SELECT DISTINCT order_id FROM (
-                                   SELECT order_id FROM order_state.state_condition_check
-                                   WHERE next_check_at <= :now ORDER BY next_check_at LIMIT :limit) due"""
-                        ),
-                        {"now": now, "limit": self.batch_size},
-                    )
-                )
-                .scalars()
-                .all()
-            )
+        orders = await self._orders_due("state_condition_check", "next_check_at", now)
         moved = 0
         for order_id in orders:
             async with self.engine.begin() as conn:

@@ -4,9 +4,6 @@ back office (order, shipment or items, whenever the states allow), on the real b
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +12,7 @@ from tests.support import (
     TopicReader,
     item_states,
     new_order,
+    oms,
     publish_orders,
     publish_raw,
     request_event,
@@ -22,12 +20,6 @@ from tests.support import (
     shipments_of,
     wait_for_states,
 )
-
-
-def oms(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
-    )
 
 
 async def request_cancel(settings, reference: str, role: str, **fields) -> dict:

@@ -4,15 +4,13 @@ only, carried on every event an ERP consumes."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 from services.runtime.embedded import wait_until
 from tests.support import (
     TopicReader,
     new_order,
+    oms,
     publish_orders,
     publish_raw,
     request_event,
@@ -21,12 +19,6 @@ from tests.support import (
     shipments_of,
     wait_for_states,
 )
-
-
-def oms(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
-    )
 
 
 async def request_update(settings, reference: str, value, role: str = "back_office") -> dict:

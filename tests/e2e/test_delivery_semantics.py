@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 
 from services.runtime.embedded import wait_until
 from services.runtime.settings import SERVICES
-from tests.support import TopicReader, mails_to, new_order, publish_orders, publish_raw, rows, scalar, settle
+from tests.support import TopicReader, mails_to, new_order, oms, publish_orders, publish_raw, rows, scalar, settle
 
 
 async def counts(engine, reference: str) -> dict[str, int]:
@@ -25,16 +22,6 @@ async def counts(engine, reference: str) -> dict[str, int]:
         "shipment_items": "SELECT count(*) FROM shipping.shipment_item WHERE order_reference = :r",
     }
     return {name: await scalar(engine, sql, r=reference) for name, sql in queries.items()}
-
-
-def oms(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def test_duplicate_delivery_and_full_replay_change_nothing(settings, services, engine, servers):

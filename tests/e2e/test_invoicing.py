@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -17,17 +14,12 @@ from tests.support import (
     TopicReader,
     mails_to,
     new_order,
+    oms,
     publish_orders,
     rows,
     scalar,
     settle,
 )
-
-
-def oms(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
-    )
 
 
 async def test_an_smtp_outage_delays_invoices_and_loses_or_doubles_none(settings, services, engine, servers):

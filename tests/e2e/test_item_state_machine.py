@@ -3,26 +3,17 @@ facts from the other services, and refusals a back office sees."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from services.runtime.embedded import wait_until
 from tests.support import (
     TopicReader,
     item_states,
     new_order,
+    oms,
     publish_orders,
     request_event,
     rows,
     wait_for_states,
 )
-
-
-def oms(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
-    )
 
 
 async def test_default_process_happy_path_with_invoice_and_shipping_facts(settings, services, engine, servers):

@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 
 import asyncpg
 import pytest
@@ -22,6 +19,7 @@ from tests.support import (
     expand,
     item_states,
     new_order,
+    oms,
     publish_orders,
     publish_raw,
     request_event,
@@ -41,12 +39,6 @@ OFFICE = {
     "country": "DE",
 }
 EXPRESS = {"key": "dhl_express", "name": "DHL Express", "carrier": "DHL", "price": 1290, "tax_rate": 19}
-
-
-def oms(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
-    )
 
 
 async def placed(settings, engine, order, shipments: int, state: str = "payment pending"):

@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from sqlalchemy import text
 
-from tests.support import item_states, new_order, publish_orders, wait_for_states
-
-
-def oms(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
-    )
+from tests.support import item_states, new_order, oms, publish_orders, wait_for_states
 
 
 def matrix(env) -> dict[tuple[str, str], dict]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 
 from services.order_state import cli_process
 from services.order_state.cli_process import DrawError, find_renderer, render
+from tests.support import oms
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = Path("services/order_state/processes/OmsDefault01.xml")
@@ -35,17 +35,6 @@ DEFAULT_STATES = [
     "returned",
     "refunded",
 ]
-
-
-def oms(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services", *map(str, args)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def svg_texts(path: Path) -> list[str]:
