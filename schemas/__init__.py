@@ -2,6 +2,7 @@
 
 from schemas.envelope import Event, Money
 from schemas.invoices import (
+    InvoiceCreditNoteIssued,
     InvoiceGenerated,
     InvoiceGenerationRequested,
     InvoiceResendRejected,
@@ -51,6 +52,7 @@ __all__ = [
     "CancelRefusedItem",
     "Customer",
     "Event",
+    "InvoiceCreditNoteIssued",
     "InvoiceGenerated",
     "InvoiceGenerationRequested",
     "InvoiceResendRejected",

@@ -40,7 +40,7 @@ class InvoiceSent(Event):
     invoice_reference: str
     recipient: EmailStr
     bcc_count: int
-    purpose: Literal["invoice", "resend"] = "invoice"
+    purpose: Literal["invoice", "resend", "credit_note"] = "invoice"
     message_id: str | None = None
 
 
@@ -57,3 +57,20 @@ class InvoiceResendRejected(Event):
     event_type: Literal["invoice.resend_rejected"] = "invoice.resend_rejected"
     reason: Literal["unknown_invoice"]
     message: str
+
+
+class InvoiceCreditNoteIssued(Event):
+    """A fully canceled order whose invoice was already e-mailed gets a credit note: its own gapless number,
+    the invoice's figures negated, e-mailed like the invoice. The invoice itself stays as it was."""
+
+    TOPIC: ClassVar[str] = "invoice.credit_note_issued"
+    event_type: Literal["invoice.credit_note_issued"] = "invoice.credit_note_issued"
+    credit_note_reference: str
+    invoice_reference: str
+    store: str
+    currency: CurrencyCode
+    subtotal: MinorUnits
+    expense_total: MinorUnits
+    tax_total: MinorUnits
+    grand_total: MinorUnits
+    reason: str = ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from schemas.envelope import Event
 from schemas.invoices import (
+    InvoiceCreditNoteIssued,
     InvoiceGenerated,
     InvoiceGenerationRequested,
     InvoiceResendRejected,
@@ -48,6 +49,7 @@ EVENT_MODELS: dict[str, type[Event]] = {
         InvoiceSent,
         InvoiceResendRequested,
         InvoiceResendRejected,
+        InvoiceCreditNoteIssued,
         ShipmentCreated,
         ShipmentSplitRequested,
         ShipmentSplitRejected,

@@ -48,7 +48,7 @@ def subscribe(context: ServiceContext) -> None:
     )
 
     async def follow_cancellations(uow: UnitOfWork, cancellations: Sequence[Incoming[OrderCanceled]]) -> None:
-        await handlers.follow_cancellations(uow, cancellations)
+        await handlers.follow_cancellations(uow, cancellations, settings)
 
     context.consumer.subscribe(context.broker, OrderCanceled.TOPIC, OrderCanceled, follow_cancellations)
     context.consumer.subscribe(context.broker, OrderCreated.TOPIC, OrderCreated, remember_orders)

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
+from decimal import Decimal
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from schemas import (
+    InvoiceCreditNoteIssued,
     InvoiceGenerated,
     InvoiceGenerationRequested,
     InvoiceResendRejected,
@@ -26,7 +28,7 @@ from schemas import (
 from services.invoicing.domain.document import compute_figures
 from services.invoicing.domain.numbering import format_invoice_reference
 from services.invoicing.render import render_invoice
-from services.invoicing.tables import invoice, invoice_email, invoice_sequence, order_snapshot
+from services.invoicing.tables import credit_note, invoice, invoice_email, invoice_sequence, order_snapshot
 from services.runtime.consumer import Incoming
 from services.runtime.errors import RetryLater
 from services.runtime.settings import Settings
@@ -289,12 +291,16 @@ async def follow_custom_references(
         )
 
 
-async def follow_cancellations(uow: UnitOfWork, cancellations: Sequence[Incoming[OrderCanceled]]) -> None:
-    """A fully canceled order's invoice e-mail that has not gone out yet is not sent."""
+async def follow_cancellations(
+    uow: UnitOfWork, cancellations: Sequence[Incoming[OrderCanceled]], settings: Settings
+) -> None:
+    """A fully canceled order: its invoice e-mail is not sent if it has not gone out yet; if it has, the
+    customer gets a credit note that cancels the invoice (the invoice itself is never changed or deleted,
+    so the books keep both)."""
     for incoming in cancellations:
         canceled = incoming.event
         if not canceled.whole_order:
-            continue
+            continue  # partial cancellations are settled by the refund, not by a new document
         stopped = await uow.conn.execute(
             update(invoice_email)
             .where(
@@ -306,5 +312,109 @@ async def follow_cancellations(uow: UnitOfWork, cancellations: Sequence[Incoming
             .values(status="canceled", last_error="not sent: the order was canceled before the e-mail went out")
             .returning(invoice_email.c.message_id)
         )
-        for (message_id,) in stopped:
-            log.info("invoice e-mail %s of %s not sent: order canceled", message_id, canceled.order_reference)
+        if stopped.all():
+            log.info("invoice e-mail of %s not sent: order canceled", canceled.order_reference)
+            continue
+        await issue_credit_note(uow, canceled, settings)
+
+
+async def issue_credit_note(uow: UnitOfWork, canceled: OrderCanceled, settings: Settings) -> None:
+    row = (await uow.conn.execute(select(invoice).where(invoice.c.order_reference == canceled.order_reference))).first()
+    if row is None:
+        return
+    sent = (
+        await uow.conn.execute(
+            select(invoice_email)
+            .where(invoice_email.c.invoice_id == row.id, invoice_email.c.status == "sent")
+            .order_by(invoice_email.c.id)
+            .limit(1)
+        )
+    ).first()
+    exists = await uow.conn.scalar(select(credit_note.c.id).where(credit_note.c.invoice_id == row.id))
+    if sent is None or exists is not None:
+        return
+    snapshot = (
+        await uow.conn.execute(
+            select(order_snapshot.c.payload).where(order_snapshot.c.order_reference == row.order_reference)
+        )
+    ).scalar_one()
+    (number,) = await take_numbers(uow, f"{row.store}/credit-notes", 1)
+    reference = settings.credit_note_reference_format.format(store=row.store, number=number)
+    now = datetime.now(UTC)
+    document = row.document
+    context = {
+        "invoice_reference": reference,
+        "credits_invoice": row.invoice_reference,
+        "issued_at": now,
+        "order_reference": row.order_reference,
+        "custom_order_reference": row.custom_order_reference,
+        "billing_address": row.billing_address,
+        "customer": snapshot["customer"],
+        "currency": row.currency,
+        "gross": snapshot["price_mode"] == "GROSS_MODE",
+        "lines": [
+            {
+                **line,
+                "unit_price": -line["unit_price"],
+                "line_total": -line["line_total"],
+                "tax_rate": Decimal(line["tax_rate"]),
+            }
+            for line in document["lines"]
+        ],
+        "expenses": [
+            {**expense, "amount": -expense["amount"], "tax_rate": Decimal(expense["tax_rate"])}
+            for expense in document["expenses"]
+        ],
+        "subtotal": -row.subtotal,
+        "expense_total": -row.expense_total,
+        "tax_by_rate": {Decimal(rate): -amount for rate, amount in document["tax_by_rate"].items()},
+        "tax_total": -row.tax_total,
+        "grand_total": -row.grand_total,
+    }
+    template_dir = Path(settings.invoice_template_dir) if settings.invoice_template_dir else None
+    rendered = render_invoice(context, row.locale, template_dir)
+    await uow.conn.execute(
+        insert(credit_note).values(
+            invoice_id=row.id,
+            credit_note_reference=reference,
+            store=row.store,
+            sequence_number=number,
+            subtotal=-row.subtotal,
+            expense_total=-row.expense_total,
+            tax_total=-row.tax_total,
+            grand_total=-row.grand_total,
+            reason=canceled.reason,
+            issued_at=now,
+            source_event_id=canceled.event_id,
+        )
+    )
+    await uow.conn.execute(
+        insert(invoice_email).values(
+            invoice_id=row.id,
+            purpose="credit_note",
+            recipient=sent.recipient,
+            recipient_name=sent.recipient_name,
+            bcc=list(settings.invoice_bcc),
+            message_id=message_id_for(reference, "credit-note", settings),
+            subject=rendered.subject,
+            body_text=rendered.text,
+            body_html=rendered.html,
+        )
+    )
+    uow.publish(
+        InvoiceCreditNoteIssued(
+            **canceled.caused(),
+            order_reference=row.order_reference,
+            custom_order_reference=row.custom_order_reference,
+            credit_note_reference=reference,
+            invoice_reference=row.invoice_reference,
+            store=row.store,
+            currency=row.currency,
+            subtotal=-row.subtotal,
+            expense_total=-row.expense_total,
+            tax_total=-row.tax_total,
+            grand_total=-row.grand_total,
+            reason=canceled.reason,
+        )
+    )
+    log.info("credit note %s cancels invoice %s", reference, row.invoice_reference)

@@ -64,6 +64,24 @@ invoice = Table(
     UniqueConstraint("store", "sequence_number", name="uq_invoice_store_sequence"),
 )
 
+# A credit note cancels an invoice that was already sent: own gapless number per store, figures negated.
+credit_note = Table(
+    "credit_note",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("invoice_id", BigInteger, ForeignKey("invoice.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("credit_note_reference", Text, nullable=False, unique=True),
+    Column("store", Text, nullable=False),
+    Column("sequence_number", BigInteger, nullable=False),
+    Column("subtotal", BigInteger, nullable=False),
+    Column("expense_total", BigInteger, nullable=False),
+    Column("tax_total", BigInteger, nullable=False),
+    Column("grand_total", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("source_event_id", UUID(as_uuid=True), nullable=False),
+)
+
 invoice_email = Table(
     "invoice_email",
     metadata,

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     invoice_reply_to: str | None = None
     invoice_bcc: Annotated[list[str], NoDecode] = Field(default_factory=list)
     invoice_reference_format: str = "{store}-INV-{number:06d}"
+    credit_note_reference_format: str = "{store}-CN-{number:06d}"
     invoice_template_dir: str | None = Field(
         default=None, description="A folder replacing the built-in invoice templates (one sub-folder per locale)."
     )
@@ -127,7 +128,7 @@ class Settings(BaseSettings):
             check_mailbox(value)
         return value
 
-    @field_validator("invoice_reference_format")
+    @field_validator("invoice_reference_format", "credit_note_reference_format")
     @classmethod
     def _reference_format(cls, value: str) -> str:
         try:

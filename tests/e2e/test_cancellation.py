@@ -203,3 +203,37 @@ async def test_an_invoice_not_yet_mailed_is_not_sent_for_a_canceled_order(settin
         servers.sink.start()
     await settle(3)
     assert mails_to(servers.sink, email) == []
+
+
+async def test_an_invoice_already_mailed_is_cancelled_by_a_credit_note(settings, services, engine, servers):
+    from tests.support import mails_to, rows
+
+    store = "C" + uuid.uuid4().hex[:6].upper()
+    order = new_order(2, store=store)  # en_US
+    reference, email = order["order_reference"], order["customer"]["email"]
+    await publish_orders(settings, [order])
+    (invoice_mail,) = await wait_until(lambda: mails_to(servers.sink, email), timeout=30)
+    await wait_for_states(engine, reference, {"payment pending"})
+
+    request = await request_cancel(settings, reference, "back_office", reason="customer called")
+    (canceled,) = await answers(settings, "order.canceled", request)
+    async with TopicReader(settings, "invoice.credit_note_issued") as reader:
+        await reader.wait_for(lambda _: reader.events(reference))
+        (issued,) = reader.events(reference)
+    assert issued["causation_id"] == canceled["event_id"]
+    invoice = (await rows(engine, "SELECT * FROM invoicing.invoice WHERE order_reference = :r", r=reference))[0]
+    assert issued["credit_note_reference"] == f"{store}-CN-000001"
+    assert issued["invoice_reference"] == invoice.invoice_reference == f"{store}-INV-000001"
+    assert issued["grand_total"] == -invoice.grand_total < 0
+    assert issued["reason"] == "customer called"
+
+    def two_mails():
+        found = mails_to(servers.sink, email)
+        return found if len(found) == 2 else None
+
+    credit_mail = (await wait_until(two_mails, timeout=30))[1]
+    assert credit_mail.message["Subject"].startswith(f"Credit note {store}-CN-000001 for your order {reference}")
+    text = credit_mail.message.get_body(("plain",)).get_content()
+    assert f"Cancels invoice:             {invoice.invoice_reference}" in text
+    assert "-€" in text  # negative amounts
+    assert invoice_mail.message["Subject"].startswith(f"Invoice {invoice.invoice_reference}")
