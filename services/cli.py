@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import logging
 import os
 import signal
@@ -18,7 +17,7 @@ import typer
 from services.invoicing.cli_invoice import invoice_app
 from services.order_state.cli_order import matrix, order_app
 from services.order_state.cli_process import process_app
-from services.runtime.cli_support import CliError, settings_or_error
+from services.runtime.cli_support import CliError, publish_events, settings_or_error
 from services.runtime.settings import SERVICES, Settings
 from services.shipping.cli_shipment import shipment_app
 
@@ -136,25 +135,12 @@ def topics_create() -> None:
 
 
 async def publish_samples_async(settings: Settings, count: int) -> list[str]:
-    from services.runtime.relay import create_producer
-    from services.runtime.unit_of_work import event_headers
     from services.samples import sample_order
 
-    producer = create_producer(settings, "oms-samples")
-    await producer.start()
-    try:
-        run = os.urandom(3).hex().upper()
-        orders = [sample_order(number, run=run) for number in range(1, count + 1)]
-        for order in orders:
-            await producer.send_and_wait(
-                order.TOPIC,
-                order.model_dump_json().encode(),
-                key=order.order_reference.encode(),
-                headers=[(name, value.encode()) for name, value in event_headers(order)],
-            )
-        return [order.order_reference for order in orders]
-    finally:
-        await producer.stop()
+    run = os.urandom(3).hex().upper()
+    orders = [sample_order(number, run=run) for number in range(1, count + 1)]
+    await publish_events(settings, orders)
+    return [order.order_reference for order in orders]
 
 
 @app.command("publish-samples")
@@ -309,7 +295,3 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, indent=2, default=str)

@@ -21,6 +21,10 @@ class CliError(Exception):
 
 async def publish_event(settings: Settings, event: Event) -> None:
     """Publish one event as checkout or the back office would: keyed by order reference, headers set."""
+    await publish_events(settings, [event])
+
+
+async def publish_events(settings: Settings, events: list[Event]) -> None:
     from services.runtime.relay import create_producer
     from services.runtime.unit_of_work import event_headers
 
@@ -31,12 +35,13 @@ async def publish_event(settings: Settings, event: Event) -> None:
         await producer.stop()
         raise CliError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
     try:
-        await producer.send_and_wait(
-            event.event_type,
-            event.model_dump_json().encode(),
-            key=event.order_reference.encode(),
-            headers=[(name, value.encode()) for name, value in event_headers(event)],
-        )
+        for event in events:
+            await producer.send_and_wait(
+                event.event_type,
+                event.model_dump_json().encode(),
+                key=event.order_reference.encode(),
+                headers=[(name, value.encode()) for name, value in event_headers(event)],
+            )
     finally:
         await producer.stop()
 
