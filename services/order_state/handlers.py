@@ -88,6 +88,24 @@ INSERT_ITEMS = text(
 )
 
 
+def publish_rejection(
+    uow: UnitOfWork, rejection: type[Event], request: Event, reason: str, message: str, **fields: Any
+) -> None:
+    """Answer a request that is refused: nothing changed, and the answer says why (`reason` for machines,
+    `message` for people)."""
+    log.info("%s for %s refused (%s): %s", request.event_type, request.order_reference, reason, message)
+    uow.publish(
+        rejection(
+            **request.caused(),
+            order_reference=request.order_reference,
+            custom_order_reference=request.custom_order_reference,
+            reason=reason,
+            message=message,
+            **fields,
+        )
+    )
+
+
 async def place_orders(
     uow: UnitOfWork, incoming: Sequence[Incoming[OrderPlaced]], catalog: ProcessCatalog, now: datetime | None = None
 ) -> None:
@@ -277,16 +295,8 @@ async def trigger_item_events(
             refused: list[RefusedItem] | None = None,
             request: OrderItemEventRequested = request,
         ) -> None:
-            uow.publish(
-                OrderItemEventRejected(
-                    **request.caused(),
-                    order_reference=request.order_reference,
-                    custom_order_reference=request.custom_order_reference,
-                    event=request.event,
-                    reason=reason,  # type: ignore[arg-type]
-                    message=message,
-                    refused_items=refused or [],
-                )
+            publish_rejection(
+                uow, OrderItemEventRejected, request, reason, message, event=request.event, refused_items=refused or []
             )
 
         order = await lock_order(uow.conn, reference=request.order_reference)
@@ -368,16 +378,8 @@ async def update_custom_references(
     for incoming in requests:
         request = incoming.event
 
-        def reject(reason: str, message: str, request: OrderCustomReferenceUpdateRequested = request) -> None:
-            log.info("custom reference of %s not changed: %s", request.order_reference, message)
-            uow.publish(
-                OrderCustomReferenceUpdateRejected(
-                    **request.caused(),
-                    order_reference=request.order_reference,
-                    reason=reason,  # type: ignore[arg-type]
-                    message=message,
-                )
-            )
+        def reject(reason: str, message: str, request: Event = request) -> None:
+            publish_rejection(uow, OrderCustomReferenceUpdateRejected, request, reason, message)
 
         if request.requested_by_role != "back_office":
             reject("back_office_only", "only the back office may change a custom order reference")
@@ -427,22 +429,9 @@ async def cancel_orders(
         now = datetime.now(UTC)
 
         def reject(
-            reason: str,
-            message: str,
-            refused: list[CancelRefusedItem] | None = None,
-            request: OrderCancelRequested = request,
+            reason: str, message: str, refused: list[CancelRefusedItem] | None = None, request: Event = request
         ) -> None:
-            log.info("cancellation of %s refused: %s", request.order_reference, message)
-            uow.publish(
-                OrderCancelRejected(
-                    **request.caused(),
-                    order_reference=request.order_reference,
-                    custom_order_reference=request.custom_order_reference,
-                    reason=reason,  # type: ignore[arg-type]
-                    message=message,
-                    refused_items=refused or [],
-                )
-            )
+            publish_rejection(uow, OrderCancelRejected, request, reason, message, refused_items=refused or [])
 
         order = await lock_order(uow.conn, reference=request.order_reference)
         if order is None:
