@@ -35,7 +35,7 @@ from services.order_state.domain.process.plugins import ItemFacts
 from services.order_state.domain.splitting import ItemSplit, split_line
 from services.order_state.item_events import fire, publish_outcome
 from services.order_state.process_catalog import ProcessCatalog, UnknownProcess
-from services.order_state.state_store import OrderRow, load_items, lock_order, record_entry, write_plan, write_plans
+from services.order_state.state_store import OrderRow, load_items, lock_order, record_entry, write_plans
 from services.order_state.tables import sales_order, sales_order_item
 from services.runtime.consumer import Incoming
 from services.runtime.errors import PermanentError
@@ -320,12 +320,7 @@ async def trigger_item_events(
             reject("unknown_shipment", f"order {order.order_reference} has no items in shipment {request.shipment_id}")
             continue
         plan = await fire(uow, catalog, order, items, request.event, now, refuse=True, cause=request)
-        refused += [RefusedItem(item_id=r.item_id, state=r.state, reason=r.reason) for r in plan.refused]
-        refused += [
-            RefusedItem(item_id=item_id, state=run.source, reason=f"command {run.command} failed: {run.error}")
-            for run in plan.failed
-            for item_id in run.item_ids
-        ]
+        refused += [RefusedItem(item_id=r.item_id, state=r.state, reason=r.reason) for r in plan.refusals()]
         if refused:
             reject(
                 "not_possible",
@@ -437,8 +432,7 @@ async def cancel_orders(
         if order is None:
             reject("unknown_order", f"there is no order {request.order_reference!r}")
             continue
-        engine = catalog.engine(order.process_name)
-        process = engine.process
+        process = catalog.engine(order.process_name).process
         everything = await load_items(uow.conn, order.id)
         if request.requested_by_role == "customer":
             if request.item_ids is not None or request.shipment_id is not None:
@@ -488,13 +482,8 @@ async def cancel_orders(
                 continue
         else:
             items = everything
-        plan = engine.apply(order.facts(request.correlation_id or request.event_id), items, settings.cancel_event, now)
-        refused = [CancelRefusedItem(item_id=r.item_id, state=r.state, reason=r.reason) for r in plan.refused]
-        refused += [
-            CancelRefusedItem(item_id=item_id, state=run.source, reason=f"command {run.command} failed: {run.error}")
-            for run in plan.failed
-            for item_id in run.item_ids
-        ]
+        plan = await fire(uow, catalog, order, items, settings.cancel_event, now, all_or_nothing=True, cause=request)
+        refused = [CancelRefusedItem(item_id=r.item_id, state=r.state, reason=r.reason) for r in plan.refusals()]
         if refused:
             reject(
                 "not_cancellable_state",
@@ -502,8 +491,6 @@ async def cancel_orders(
                 sorted(refused, key=lambda item: item.item_id),
             )
             continue
-        await write_plan(uow.conn, order.id, plan, now)
-        publish_outcome(uow, order, order.process_name, settings.cancel_event, plan, request)
         canceled = sorted(plan.changed)
         uow.publish(
             OrderCanceled(

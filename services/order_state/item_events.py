@@ -57,12 +57,16 @@ async def fire(
     now: datetime,
     *,
     refuse: bool = True,
+    all_or_nothing: bool = False,
     cause: Event | None = None,
 ) -> Plan:
-    """Apply `event` to `items` (all of `order`, whose row the caller has locked), write and publish."""
+    """Apply `event` to `items` (all of `order`, whose row the caller has locked), write and publish.
+    With `all_or_nothing`, a plan that refuses any item (see `Plan.refusals`) is returned unwritten."""
     engine = catalog.engine(order.process_name)
     correlation = (cause.correlation_id or cause.event_id) if cause is not None else None
     plan = engine.apply(order.facts(correlation), items, event, now, refuse=refuse)
+    if all_or_nothing and plan.refusals():
+        return plan
     await write_plan(uow.conn, order.id, plan, now)
     publish_outcome(uow, order, order.process_name, event, plan, cause)
     if plan.changed:

@@ -81,6 +81,14 @@ class Plan:
     def failed(self) -> list[CommandRun]:
         return [run for run in self.commands if run.error is not None]
 
+    def refusals(self) -> list[Refusal]:
+        """Every item the event did not move as asked: refused, or left behind by a failing command."""
+        return self.refused + [
+            Refusal(item_id, run.source, f"command {run.command} failed: {run.error}")
+            for run in self.failed
+            for item_id in run.item_ids
+        ]
+
 
 class Engine:
     def __init__(self, process: Process, plugins: PluginRegistry) -> None:
