@@ -35,6 +35,7 @@ from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.tables import outbox
 from services.runtime.consumer import Incoming
 from services.runtime.db import asyncpg_dsn, create_engine
+from services.runtime.documents import document_validator
 from services.runtime.embedded import EmbeddedStack, ServiceProcess
 from services.runtime.migrations import upgrade_all
 from services.runtime.settings import Settings
@@ -200,7 +201,7 @@ async def big_order(settings: Settings) -> tuple[float, float]:
     document["lines"][0].update(quantity=100_000, is_quantity_splittable=True)
     document["lines"][1].update(quantity=1_000_000, is_quantity_splittable=False)
     document["totals"]["subtotal"] = sum(line["unit_price"] * line["quantity"] for line in document["lines"])
-    order = OrderPlaced.model_validate(document)
+    order = document_validator(OrderPlaced).validate_python(document)
     engine = create_engine(settings, "order_state")
     catalog = ProcessCatalog.load(settings)
     record = ConsumerRecord("order.placed", 0, 0, 0, 0, b"k", b"{}", None, 0, 0, [])
@@ -215,7 +216,7 @@ async def big_order(settings: Settings) -> tuple[float, float]:
             order_id = (
                 await conn.execute(
                     text("SELECT id FROM order_state.sales_order WHERE order_reference = :r"),
-                    {"r": order.order_reference},
+                    {"r": order["order_reference"]},
                 )
             ).scalar_one()
         started = time.perf_counter()

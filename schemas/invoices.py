@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import EmailStr, Field
+from pydantic import Field
 
-from schemas.envelope import CurrencyCode, Event, MinorUnits
+from schemas.envelope import CurrencyCode, Email, Event, MinorUnits
 from schemas.items import ItemIdRanges, from_ranges
 
 
@@ -38,7 +38,7 @@ class InvoiceSent(Event):
     TOPIC: ClassVar[str] = "invoice.sent"
     event_type: Literal["invoice.sent"] = "invoice.sent"
     invoice_reference: str
-    recipient: EmailStr
+    recipient: Email
     bcc_count: int
     purpose: Literal["invoice", "resend", "credit_note"] = "invoice"
     message_id: str | None = None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from schemas.envelope import Contract, CurrencyCode, Event, MinorUnits, no_control_characters
+from schemas.envelope import Contract, CurrencyCode, Email, Event, MinorUnits, no_control_characters
 from schemas.items import ItemIdRanges, from_ranges
 
 # Names and address lines end up in e-mail headers, documents and ERPs: control characters (CR/LF above
@@ -36,12 +36,12 @@ class Address(Contract):
     city: NonEmpty
     country: Country = Field(description="ISO 3166-1 alpha-2 country code.")
     phone: Text | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
 
 
 class Customer(Contract):
     customer_reference: NonEmpty | None = Field(default=None, description="Absent for guest checkouts.")
-    email: EmailStr
+    email: Email
     salutation: Text | None = None
     first_name: NonEmpty
     last_name: NonEmpty
@@ -99,10 +99,21 @@ class OrderPlaced(Event):
 
     @model_validator(mode="after")
     def _subtotal_matches_lines(self) -> OrderPlaced:
-        subtotal = sum(line.unit_price * line.quantity for line in self.lines)
-        if subtotal != self.totals.subtotal:
-            raise ValueError(f"totals.subtotal is {self.totals.subtotal} but the lines add up to {subtotal}")
+        _check_subtotal([(line.unit_price, line.quantity) for line in self.lines], self.totals.subtotal)
         return self
+
+    @classmethod
+    def validate_document(cls, document: dict[str, Any]) -> dict[str, Any]:
+        """The model's own rule on the plain dict `services.runtime.documents` validates order.placed into."""
+        lines = [(line["unit_price"], line["quantity"]) for line in document["lines"]]
+        _check_subtotal(lines, document["totals"]["subtotal"])
+        return document
+
+
+def _check_subtotal(lines: list[tuple[int, int]], subtotal: int) -> None:
+    added = sum(unit_price * quantity for unit_price, quantity in lines)
+    if added != subtotal:
+        raise ValueError(f"totals.subtotal is {subtotal} but the lines add up to {added}")
 
 
 class OrderLine(Contract):

@@ -23,6 +23,7 @@ from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.scheduler import Scheduler
 from services.order_state.tables import SCHEMA, metadata, outbox
 from services.runtime.consumer import Incoming
+from services.runtime.documents import Document
 from services.runtime.service import ServiceContext, ServiceDefinition, create_app
 from services.runtime.settings import Settings, get_settings
 from services.runtime.unit_of_work import UnitOfWork
@@ -31,7 +32,7 @@ from services.runtime.unit_of_work import UnitOfWork
 def subscribe(context: ServiceContext) -> None:
     catalog = context.extras["catalog"] = ProcessCatalog.load(context.settings)
 
-    async def place_orders(uow: UnitOfWork, placed: Sequence[Incoming[OrderPlaced]]) -> None:
+    async def place_orders(uow: UnitOfWork, placed: Sequence[Incoming[Document]]) -> None:
         await handlers.place_orders(uow, placed, catalog)
 
     async def trigger_item_events(uow: UnitOfWork, requests: Sequence[Incoming[OrderItemEventRequested]]) -> None:
@@ -53,7 +54,7 @@ def subscribe(context: ServiceContext) -> None:
 
     consumer, broker = context.consumer, context.broker
     consumer.subscribe(broker, OrderCancelRequested.TOPIC, OrderCancelRequested, cancel_orders)
-    consumer.subscribe(broker, OrderPlaced.TOPIC, OrderPlaced, place_orders)
+    consumer.subscribe(broker, OrderPlaced.TOPIC, OrderPlaced, place_orders, as_documents=True)
     consumer.subscribe(broker, OrderItemEventRequested.TOPIC, OrderItemEventRequested, trigger_item_events)
     consumer.subscribe(broker, ShipmentCreated.TOPIC, ShipmentCreated, assign_shipments)
     consumer.subscribe(broker, ShipmentSplit.TOPIC, ShipmentSplit, follow_splits)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import select, text, update
 
 from schemas import (
@@ -21,23 +23,29 @@ from schemas import (
     OrderCustomReferenceUpdateRequested,
     OrderItemEventRejected,
     OrderItemEventRequested,
-    OrderLine,
-    OrderPlaced,
     RefusedItem,
     ShipmentCreated,
     ShipmentSplit,
     to_ranges,
 )
-from schemas.envelope import Event, no_control_characters
+from schemas.envelope import Cause, Event, caused_by, new_event_id, no_control_characters
 from services.order_state.domain.process.engine import Plan
 from services.order_state.domain.process.model import INITIAL_STATE, State
 from services.order_state.domain.process.plugins import ItemFacts
 from services.order_state.domain.splitting import ItemSplit, split_line
 from services.order_state.item_events import fire, publish_outcome
 from services.order_state.process_catalog import ProcessCatalog, UnknownProcess
-from services.order_state.state_store import OrderRow, load_items, lock_order, record_entry, write_plans
+from services.order_state.state_store import (
+    OrderRow,
+    copy_rows,
+    load_items,
+    lock_order,
+    record_plans,
+    reserve_item_ids,
+)
 from services.order_state.tables import sales_order, sales_order_item
 from services.runtime.consumer import Incoming
+from services.runtime.documents import Document
 from services.runtime.errors import PermanentError
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
@@ -61,31 +69,18 @@ INSERT_ORDERS = text(
     """
 )
 
-INSERT_LINES = text(
-    """
-    INSERT INTO order_state.sales_order_line (order_id, line_number, sku, name, quantity, unit_price, tax_rate,
-        is_quantity_splittable, shipment)
-    SELECT * FROM unnest(CAST(:order_id AS bigint[]), CAST(:line_number AS int[]), CAST(:sku AS text[]),
-        CAST(:name AS text[]), CAST(:quantity AS int[]), CAST(:unit_price AS bigint[]), CAST(:tax_rate AS numeric[]),
-        CAST(:is_quantity_splittable AS boolean[]), CAST(:shipment AS jsonb[]))
-    """
+LINE_COLUMNS = (
+    "order_id",
+    "line_number",
+    "sku",
+    "name",
+    "quantity",
+    "unit_price",
+    "tax_rate",
+    "is_quantity_splittable",
+    "shipment",
 )
-
-INSERT_ITEMS = text(
-    """
-    WITH created AS (
-        INSERT INTO order_state.sales_order_item (order_id, line_number, sku, quantity, state, state_changed_at)
-        SELECT l.order_id, l.line_number, l.sku, l.quantity_each, :state, :now
-        FROM unnest(CAST(:order_ids AS bigint[]), CAST(:line_numbers AS int[]), CAST(:skus AS text[]),
-                    CAST(:counts AS int[]), CAST(:quantities AS int[]))
-             AS l(order_id, line_number, sku, item_count, quantity_each)
-        CROSS JOIN LATERAL generate_series(1, l.item_count) AS u(n)
-        ORDER BY l.order_id, l.line_number, u.n
-        RETURNING id, order_id, line_number
-    )
-    SELECT order_id, line_number, array_agg(id ORDER BY id) AS ids FROM created GROUP BY order_id, line_number
-    """
-)
+ITEM_COLUMNS = ("id", "order_id", "line_number", "sku", "quantity", "state", "state_changed_at")
 
 
 def publish_rejection(
@@ -107,16 +102,19 @@ def publish_rejection(
 
 
 async def place_orders(
-    uow: UnitOfWork, incoming: Sequence[Incoming[OrderPlaced]], catalog: ProcessCatalog, now: datetime | None = None
+    uow: UnitOfWork, incoming: Sequence[Incoming[Document]], catalog: ProcessCatalog, now: datetime | None = None
 ) -> None:
-    """Store each placed order with its lines and items in the initial state, publish `order.created`,
-    then let the process take the items from there (onEnter events, timeouts)."""
+    """Store each placed order with its lines and items, publish `order.created`, and let the process take
+    the items from their initial state (onEnter events, timeouts). order.placed is the busiest topic: orders
+    arrive as documents (dicts checked by the OrderPlaced contract, see services.runtime.documents), items
+    are planned before they are written and go in once, in their final state, with COPY."""
     now = now or datetime.now(UTC)
     processes: dict[str, str] = {}
-    placed: list[Incoming[OrderPlaced]] = []
+    placed: list[Incoming[Document]] = []
     for item in incoming:
+        order = item.event
         try:
-            processes[item.event.order_reference] = catalog.choose(item.event.process_name, item.event.payment_method)
+            processes[order["order_reference"]] = catalog.choose(order["process_name"], order["payment_method"])
         except UnknownProcess as exc:
             uow.dead_letter(item.record, str(exc))
             continue
@@ -127,157 +125,171 @@ async def place_orders(
     columns: dict[str, list[Any]] = defaultdict(list)
     for item in placed:
         order = item.event
-        columns["order_reference"].append(order.order_reference)
-        columns["custom_order_reference"].append(order.custom_order_reference)
-        columns["store"].append(order.store)
-        columns["locale"].append(order.locale)
-        columns["currency"].append(order.currency)
-        columns["price_mode"].append(order.price_mode)
-        columns["customer_reference"].append(order.customer.customer_reference)
-        columns["customer"].append(order.customer.model_dump_json())
-        columns["billing_address"].append(order.billing_address.model_dump_json())
-        columns["payment_method"].append(order.payment_method)
-        columns["process_name"].append(processes[order.order_reference])
-        columns["totals"].append(order.totals.model_dump_json())
-        columns["placed_at"].append(order.placed_at or order.occurred_at)
-        columns["placed_event_id"].append(order.event_id)
+        columns["order_reference"].append(order["order_reference"])
+        columns["custom_order_reference"].append(order["custom_order_reference"])
+        columns["store"].append(order["store"])
+        columns["locale"].append(order["locale"])
+        columns["currency"].append(order["currency"])
+        columns["price_mode"].append(order["price_mode"])
+        columns["customer_reference"].append(order["customer"]["customer_reference"])
+        columns["customer"].append(to_json(order["customer"]).decode())
+        columns["billing_address"].append(to_json(order["billing_address"]).decode())
+        columns["payment_method"].append(order["payment_method"])
+        columns["process_name"].append(processes[order["order_reference"]])
+        columns["totals"].append(to_json(order["totals"]).decode())
+        columns["placed_at"].append(order["placed_at"] or order["occurred_at"])
+        columns["placed_event_id"].append(order["event_id"])
     stored = await uow.conn.execute(INSERT_ORDERS, columns)
     order_ids = {reference: order_id for order_id, reference in stored}
 
-    accepted: list[tuple[int, Incoming[OrderPlaced]]] = []
+    accepted: list[tuple[int, Document]] = []
     for item in placed:
-        order_id = order_ids.pop(item.event.order_reference, None)
+        reference = item.event["order_reference"]
+        order_id = order_ids.pop(reference, None)
         if order_id is None:
             uow.dead_letter(
-                item.record,
-                f"order reference {item.event.order_reference!r} is already taken by another order.placed event",
+                item.record, f"order reference {reference!r} is already taken by another order.placed event"
             )
         else:
-            accepted.append((order_id, item))
+            accepted.append((order_id, item.event))
     if not accepted:
         return
 
     threshold = catalog.settings.split_threshold
-    lines: dict[str, list[Any]] = defaultdict(list)
-    splits: dict[tuple[int, int], ItemSplit] = {}
-    split_order_ids, split_lines, split_skus, split_counts, split_quantities = [], [], [], [], []
-    for order_id, item in accepted:
-        for number, line in enumerate(item.event.lines, start=1):
-            lines["order_id"].append(order_id)
-            lines["line_number"].append(number)
-            lines["sku"].append(line.sku)
-            lines["name"].append(line.name)
-            lines["quantity"].append(line.quantity)
-            lines["unit_price"].append(line.unit_price)
-            lines["tax_rate"].append(line.tax_rate)
-            lines["is_quantity_splittable"].append(line.is_quantity_splittable)
-            lines["shipment"].append(line.shipment.model_dump_json())
-            split = splits[(order_id, number)] = split_line(
-                line.quantity,
-                is_quantity_splittable=line.is_quantity_splittable,
+    lines: list[tuple[Any, ...]] = []
+    splits: list[list[ItemSplit]] = []
+    for order_id, order in accepted:
+        order_splits = []
+        for number, line in enumerate(order["lines"], start=1):
+            split = split_line(
+                line["quantity"],
+                is_quantity_splittable=line["is_quantity_splittable"],
                 threshold=threshold,
-                is_bundle=line.is_bundle,
+                is_bundle=line["is_bundle"],
             )
-            split_order_ids.append(order_id)
-            split_lines.append(number)
-            split_skus.append(line.sku)
-            split_counts.append(split.count)
-            split_quantities.append(split.quantity_each)
-    await uow.conn.execute(INSERT_LINES, lines)
-
-    # All items of all orders in the batch in one statement: one row per unit of a split line.
-    created = await uow.conn.execute(
-        INSERT_ITEMS,
-        {
-            "order_ids": split_order_ids,
-            "line_numbers": split_lines,
-            "skus": split_skus,
-            "counts": split_counts,
-            "quantities": split_quantities,
-            "state": INITIAL_STATE,
-            "now": now,
-        },
-    )
-    # One row per line with its item ids as an array: no Python work per item row.
-    item_ids: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for order_id, line_number, ids in created.all():
-        item_ids[(order_id, line_number)] = ids
-    for order_id, item in accepted:
-        for number, line in enumerate(item.event.lines, start=1):
-            stored_quantity = len(item_ids[(order_id, number)]) * splits[(order_id, number)].quantity_each
-            if stored_quantity != line.quantity:
+            if split.count * split.quantity_each != line["quantity"]:
                 # Never store half an order: the transaction rolls back and the message is dead-lettered.
                 raise PermanentError(
-                    f"line {number} of order {item.event.order_reference}: items add up to {stored_quantity}, "
-                    f"not the ordered {line.quantity}"
+                    f"line {number} of order {order['order_reference']}: items add up to "
+                    f"{split.count * split.quantity_each}, not the ordered {line['quantity']}"
                 )
-    await record_entry(uow.conn, [order_id for order_id, _ in accepted], INITIAL_STATE, now)
-
-    for order_id, item in accepted:
-        order = item.event
-        uow.publish(
-            # Built from a validated order.placed: construct without validating every field a second time.
-            OrderCreated.model_construct(
-                **order.caused(),
-                order_reference=order.order_reference,
-                custom_order_reference=order.custom_order_reference,
-                store=order.store,
-                locale=order.locale,
-                currency=order.currency,
-                price_mode=order.price_mode,
-                customer=order.customer,
-                billing_address=order.billing_address,
-                process_name=processes[order.order_reference],
-                payment_method=order.payment_method,
-                initial_state=INITIAL_STATE,
-                totals=order.totals,
-                placed_at=order.placed_at or order.occurred_at,
-                lines=[
-                    OrderLine.model_construct(
-                        line_number=number,
-                        sku=line.sku,
-                        name=line.name,
-                        quantity=line.quantity,
-                        unit_price=line.unit_price,
-                        tax_rate=line.tax_rate,
-                        is_quantity_splittable=line.is_quantity_splittable,
-                        shipment=line.shipment,
-                        is_bundle=line.is_bundle,
-                        item_id_ranges=to_ranges(item_ids[(order_id, number)]),
-                        item_count=len(item_ids[(order_id, number)]),
-                        item_quantity=splits[(order_id, number)].quantity_each,
-                    )
-                    for number, line in enumerate(order.lines, start=1)
-                ],
+            order_splits.append(split)
+            lines.append(
+                (
+                    order_id,
+                    number,
+                    line["sku"],
+                    line["name"],
+                    line["quantity"],
+                    line["unit_price"],
+                    line["tax_rate"],
+                    line["is_quantity_splittable"],
+                    to_json(line["shipment"]).decode(),
+                )
             )
-        )
-    log.info("stored %d orders", len(accepted))
+        splits.append(order_splits)
+    await copy_rows(uow.conn, "sales_order_line", LINE_COLUMNS, lines)
 
+    reserved = await reserve_item_ids(uow.conn, sum(split.count for order in splits for split in order))
+    items: dict[str, list[Any]] = defaultdict(list)
     plans: list[tuple[int, Plan]] = []
-    for order_id, item in accepted:
-        order = item.event
-        facts = [
-            ItemFacts(item_id, line.sku, splits[(order_id, number)].quantity_each, INITIAL_STATE)
-            for number, line in enumerate(order.lines, start=1)
-            for item_id in item_ids[(order_id, number)]
-        ]
+    entries: list[tuple[int, list[int], str]] = []
+    taken = 0
+    for (order_id, order), order_splits in zip(accepted, splits, strict=True):
+        line_ids: list[list[int]] = []
+        facts: list[ItemFacts] = []
+        for line, split in zip(order["lines"], order_splits, strict=True):
+            ids = reserved[taken : taken + split.count]
+            taken += split.count
+            line_ids.append(ids)
+            sku, quantity = line["sku"], split.quantity_each
+            facts += [ItemFacts(item_id, sku, quantity, INITIAL_STATE) for item_id in ids]
         row = OrderRow(
             id=order_id,
-            order_reference=order.order_reference,
-            custom_order_reference=order.custom_order_reference,
-            store=order.store,
-            process_name=processes[order.order_reference],
-            payment_method=order.payment_method,
-            currency=order.currency,
-            grand_total=order.totals.grand_total,
-            placed_at=order.placed_at or order.occurred_at,
-            customer_reference=order.customer.customer_reference,
+            order_reference=order["order_reference"],
+            custom_order_reference=order["custom_order_reference"],
+            store=order["store"],
+            process_name=processes[order["order_reference"]],
+            payment_method=order["payment_method"],
+            currency=order["currency"],
+            grand_total=order["totals"]["grand_total"],
+            placed_at=order["placed_at"] or order["occurred_at"],
+            customer_reference=order["customer"]["customer_reference"],
             created_at=now,
         )
-        plan = catalog.engine(row.process_name).enter(row.facts(order.correlation_id or order.event_id), facts, now)
+        cause = caused_by(order)
+        plan = catalog.engine(row.process_name).enter(row.facts(cause["correlation_id"]), facts, now)
         plans.append((order_id, plan))
-        publish_outcome(uow, row, row.process_name, plan.moves[0].event if plan.moves else None, plan, order)
-    await write_plans(uow.conn, plans, now)  # the whole batch of orders in a few statements
+        entries.append((order_id, [fact.id for fact in facts], INITIAL_STATE))
+        final = plan.final_states
+        for number, (line, split, ids) in enumerate(zip(order["lines"], order_splits, line_ids, strict=True), start=1):
+            items["id"] += ids
+            items["order_id"] += [order_id] * split.count
+            items["line_number"] += [number] * split.count
+            items["sku"] += [line["sku"]] * split.count
+            items["quantity"] += [split.quantity_each] * split.count
+            items["state"] += [final[item_id] for item_id in ids]
+        event_id = new_event_id()
+        created = order_created_json(order, event_id, cause, row.process_name, order_splits, line_ids, now)
+        uow.publish_serialized(OrderCreated.TOPIC, row.order_reference, event_id, created)
+        publish_outcome(uow, row, row.process_name, plan.moves[0].event if plan.moves else None, plan, cause)
+    items["state_changed_at"] = [now] * len(items["id"])
+    rows = zip(*(items[column] for column in ITEM_COLUMNS), strict=True)
+    await copy_rows(uow.conn, "sales_order_item", ITEM_COLUMNS, rows)
+    await record_plans(uow.conn, plans, now, entries=entries)  # the whole batch of orders in a few statements
+    log.info("stored %d orders", len(accepted))
+
+
+def order_created_json(
+    order: Document,
+    event_id: uuid.UUID,
+    cause: Cause,
+    process_name: str,
+    splits: list[ItemSplit],
+    line_ids: list[list[int]],
+    now: datetime,
+) -> bytes:
+    """`order.created` as its contract's JSON, straight from the order.placed document: no OrderCreated
+    object built only to be serialised (`tests/unit/test_contracts.py` holds it to the contract)."""
+    return to_json(
+        {
+            "event_id": event_id,
+            "event_type": OrderCreated.TOPIC,
+            "schema_version": OrderCreated.SCHEMA_VERSION,
+            "occurred_at": now,
+            "order_reference": order["order_reference"],
+            "custom_order_reference": order["custom_order_reference"],
+            **cause,
+            "store": order["store"],
+            "locale": order["locale"],
+            "currency": order["currency"],
+            "price_mode": order["price_mode"],
+            "customer": order["customer"],
+            "billing_address": order["billing_address"],
+            "process_name": process_name,
+            "payment_method": order["payment_method"],
+            "initial_state": INITIAL_STATE,
+            "lines": [
+                {
+                    "line_number": number,
+                    "sku": line["sku"],
+                    "name": line["name"],
+                    "quantity": line["quantity"],
+                    "unit_price": line["unit_price"],
+                    "tax_rate": line["tax_rate"],
+                    "is_quantity_splittable": line["is_quantity_splittable"],
+                    "is_bundle": line["is_bundle"],
+                    "shipment": line["shipment"],
+                    "item_id_ranges": to_ranges(ids),
+                    "item_count": split.count,
+                    "item_quantity": split.quantity_each,
+                }
+                for number, (line, split, ids) in enumerate(zip(order["lines"], splits, line_ids, strict=True), start=1)
+            ],
+            "totals": order["totals"],
+            "placed_at": order["placed_at"] or order["occurred_at"],
+        }
+    )
 
 
 async def trigger_item_events(

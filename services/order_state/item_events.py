@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 
-from schemas import ItemStateChanged, StateChange, to_ranges
-from schemas.envelope import Event
+from pydantic_core import to_json
+
+from schemas import ItemStateChanged, to_ranges
+from schemas.envelope import Cause, Event, new_event_id
 from services.order_state.domain.process.engine import Plan
 from services.order_state.domain.process.plugins import ItemFacts
 from services.order_state.process_catalog import ProcessCatalog
@@ -17,34 +19,49 @@ from services.runtime.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 
 
-def _correlation(cause: Event | None) -> dict[str, object]:
-    return cause.caused() if cause is not None else {}
+def _correlation(cause: Event | Cause | None) -> Cause:
+    if cause is None:
+        return {}
+    return cause if isinstance(cause, dict) else cause.caused()
 
 
 def publish_outcome(
-    uow: UnitOfWork, order: OrderRow, process_name: str, event: str | None, plan: Plan, cause: Event | None
+    uow: UnitOfWork, order: OrderRow, process_name: str, event: str | None, plan: Plan, cause: Event | Cause | None
 ) -> None:
+    """`item.state_changed` for the items the plan moved (one event, the changes grouped by from/to state),
+    then the events its commands emitted, all correlated with `cause`."""
+    correlation = _correlation(cause)
     changed = plan.changed
     if changed:
         groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        original = plan.original_states
         for item_id, state in changed.items():
-            groups[(plan.original_states[item_id], state)].append(item_id)
-        uow.publish(
-            ItemStateChanged(
-                **_correlation(cause),
-                order_reference=order.order_reference,
-                custom_order_reference=order.custom_order_reference,
-                process_name=process_name,
-                event=event,
-                changes=[
-                    StateChange(from_state=source, to_state=target, item_id_ranges=to_ranges(ids))
+            groups[(original[item_id], state)].append(item_id)
+        event_id = new_event_id()
+        # Serialised straight from a dict (it is written for every order placed); tests/unit/test_contracts.py
+        # holds it to the ItemStateChanged contract.
+        value = to_json(
+            {
+                "event_id": event_id,
+                "event_type": ItemStateChanged.TOPIC,
+                "schema_version": ItemStateChanged.SCHEMA_VERSION,
+                "occurred_at": datetime.now(UTC),
+                "order_reference": order.order_reference,
+                "custom_order_reference": order.custom_order_reference,
+                "correlation_id": correlation.get("correlation_id"),
+                "causation_id": correlation.get("causation_id"),
+                "process_name": process_name,
+                "event": event,
+                "changes": [
+                    {"from_state": source, "to_state": target, "item_id_ranges": to_ranges(ids)}
                     for (source, target), ids in sorted(groups.items())
                 ],
-            )
+            }
         )
+        uow.publish_serialized(ItemStateChanged.TOPIC, order.order_reference, event_id, value)
     for emitted in plan.emitted:
         if cause is not None:
-            emitted = emitted.model_copy(update=_correlation(cause))
+            emitted = emitted.model_copy(update=correlation)
         uow.publish(emitted)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -104,16 +105,25 @@ async def load_items(
     return list(map(ItemFacts._make, zip(*columns, strict=True)))
 
 
+async def copy_rows(conn: AsyncConnection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Rows into an order_state table with COPY (binary): the cheapest way in, for the server as for us."""
+    await (await _raw(conn)).copy_records_to_table(table, schema_name="order_state", columns=columns, records=rows)
+
+
+async def reserve_item_ids(conn: AsyncConnection, count: int) -> list[int]:
+    """`count` new item ids from the items' identity sequence, so that items can be planned before they are
+    written and inserted once, in their final state."""
+    if count == 0:
+        return []
+    return await (await _raw(conn)).fetchval(
+        "SELECT array(SELECT nextval('order_state.sales_order_item_id_seq') FROM generate_series(1, $1))",
+        count,
+    )
+
+
 def multirange(item_ids: list[int]) -> str:
     """PostgreSQL int8multirange text for a list of ids: [1, 2, 3, 7] -> {[1,4),[7,8)}."""
     return "{" + ",".join(f"[{first},{last + 1})" for first, last in to_ranges(item_ids)) + "}"
-
-
-_HISTORY = text(
-    """INSERT INTO order_state.sales_order_item_state_history
-           (order_id, item_ids, item_count, from_state, to_state, event, changed_at)
-       VALUES (:order_id, CAST(CAST(:ids AS text) AS int8multirange), :count, :source, :target, :event, :now)"""
-)
 
 
 async def record_entry(conn: AsyncConnection, order_ids: list[int], state: str, now: datetime) -> None:
@@ -143,50 +153,9 @@ async def write_plans(conn: AsyncConnection, plans: list[tuple[int, Plan]], now:
     and items. Timeouts of the states items left need no deleting: a timeout applies to the items still
     in its state since its entry time."""
     by_state: dict[str, list[int]] = defaultdict(list)
-    history: list[dict[str, Any]] = []
-    timeouts: list[dict[str, Any]] = []
-    checks: list[dict[str, Any]] = []
-    commands: list[dict[str, Any]] = []
-    for order_id, plan in plans:
+    for _, plan in plans:
         for item_id, state in plan.changed.items():
             by_state[state].append(item_id)
-        history += [
-            {
-                "order_id": order_id,
-                "ids": multirange(move.item_ids),
-                "count": len(move.item_ids),
-                "source": move.source,
-                "target": move.target,
-                "event": move.event,
-                "now": now,
-            }
-            for move in plan.moves
-        ]
-        timeouts += [
-            {
-                "order_id": order_id,
-                "state": timeout.state,
-                "event": timeout.event,
-                "entered_at": now,
-                "due_at": timeout.due_at,
-            }
-            for timeout in plan.timeouts
-        ]
-        checks += [{"order_id": order_id, "state": state, "now": now} for state in plan.condition_checks]
-        commands += [
-            {
-                "order_id": order_id,
-                "event": run.event,
-                "command": run.command,
-                "source": run.source,
-                "target": run.target,
-                "ids": multirange(run.item_ids),
-                "count": len(run.item_ids),
-                "error": run.error,
-                "now": now,
-            }
-            for run in plan.commands
-        ]
     for state, ids in by_state.items():
         await conn.execute(
             text(
@@ -194,31 +163,92 @@ async def write_plans(conn: AsyncConnection, plans: list[tuple[int, Plan]], now:
             ).bindparams(_IDS),
             {"ids": ids, "state": state, "now": now},
         )
-    if history:
-        await conn.execute(_HISTORY, history)
-    if timeouts:
-        await conn.execute(
-            text(
-                """INSERT INTO order_state.state_timeout (order_id, state, event, entered_at, due_at)
-                   VALUES (:order_id, :state, :event, :entered_at, :due_at) ON CONFLICT DO NOTHING"""
-            ),
-            timeouts,
-        )
-    if checks:
-        await conn.execute(
-            text(
-                """INSERT INTO order_state.state_condition_check (order_id, state, entered_at, next_check_at)
-                   VALUES (:order_id, :state, :now, :now) ON CONFLICT DO NOTHING"""
-            ),
-            checks,
-        )
-    if commands:
-        await conn.execute(
-            text(
-                """INSERT INTO order_state.transition_log
-                       (order_id, event, command, source_state, target_state, item_ids, item_count, error, created_at)
-                   VALUES (:order_id, :event, :command, :source, :target,
-                           CAST(CAST(:ids AS text) AS int8multirange), :count, :error, :now)"""
-            ),
-            commands,
-        )
+    await record_plans(conn, plans, now)
+
+
+_RECORD_HISTORY = text(
+    """INSERT INTO order_state.sales_order_item_state_history
+           (order_id, item_ids, item_count, from_state, to_state, event, changed_at)
+       SELECT order_id, CAST(item_ids AS int8multirange), item_count, from_state, to_state, event, :now
+       FROM unnest(CAST(:order_id AS bigint[]), CAST(:ids AS text[]), CAST(:count AS int[]),
+                   CAST(:source AS text[]), CAST(:target AS text[]), CAST(:event AS text[]))
+            AS h(order_id, item_ids, item_count, from_state, to_state, event)"""
+)
+_RECORD_TIMEOUTS = text(
+    """INSERT INTO order_state.state_timeout (order_id, state, event, entered_at, due_at)
+       SELECT order_id, state, event, :now, due_at
+       FROM unnest(CAST(:order_id AS bigint[]), CAST(:state AS text[]), CAST(:event AS text[]),
+                   CAST(:due_at AS timestamptz[])) AS t(order_id, state, event, due_at)
+       ON CONFLICT DO NOTHING"""
+)
+_RECORD_CHECKS = text(
+    """INSERT INTO order_state.state_condition_check (order_id, state, entered_at, next_check_at)
+       SELECT order_id, state, :now, :now FROM unnest(CAST(:order_id AS bigint[]), CAST(:state AS text[]))
+            AS c(order_id, state)
+       ON CONFLICT DO NOTHING"""
+)
+_RECORD_COMMANDS = text(
+    """INSERT INTO order_state.transition_log
+           (order_id, event, command, source_state, target_state, item_ids, item_count, error, created_at)
+       SELECT order_id, event, command, source_state, target_state, CAST(item_ids AS int8multirange), item_count,
+              error, :now
+       FROM unnest(CAST(:order_id AS bigint[]), CAST(:event AS text[]), CAST(:command AS text[]),
+                   CAST(:source AS text[]), CAST(:target AS text[]), CAST(:ids AS text[]), CAST(:count AS int[]),
+                   CAST(:error AS text[]))
+            AS c(order_id, event, command, source_state, target_state, item_ids, item_count, error)"""
+)
+
+
+async def record_plans(
+    conn: AsyncConnection,
+    plans: list[tuple[int, Plan]],
+    now: datetime,
+    *,
+    entries: list[tuple[int, list[int], str]] | None = None,
+) -> None:
+    """Everything of the plans but the item states: history, timeouts, condition checks and command log,
+    one statement per kind of record (columns as arrays) for all orders. `entries` are items just created:
+    (order id, item ids, initial state), recorded in the history before the moves."""
+    history: dict[str, list[Any]] = defaultdict(list)
+    timeouts: dict[str, list[Any]] = defaultdict(list)
+    checks: dict[str, list[Any]] = defaultdict(list)
+    commands: dict[str, list[Any]] = defaultdict(list)
+
+    def history_row(order_id: int, ids: list[int], source: str | None, target: str, event: str | None) -> None:
+        history["order_id"].append(order_id)
+        history["ids"].append(multirange(ids))
+        history["count"].append(len(ids))
+        history["source"].append(source)
+        history["target"].append(target)
+        history["event"].append(event)
+
+    for order_id, ids, state in entries or ():
+        history_row(order_id, ids, None, state, None)
+    for order_id, plan in plans:
+        for move in plan.moves:
+            history_row(order_id, move.item_ids, move.source, move.target, move.event)
+        for timeout in plan.timeouts:
+            timeouts["order_id"].append(order_id)
+            timeouts["state"].append(timeout.state)
+            timeouts["event"].append(timeout.event)
+            timeouts["due_at"].append(timeout.due_at)
+        for state in plan.condition_checks:
+            checks["order_id"].append(order_id)
+            checks["state"].append(state)
+        for run in plan.commands:
+            commands["order_id"].append(order_id)
+            commands["event"].append(run.event)
+            commands["command"].append(run.command)
+            commands["source"].append(run.source)
+            commands["target"].append(run.target)
+            commands["ids"].append(multirange(run.item_ids))
+            commands["count"].append(len(run.item_ids))
+            commands["error"].append(run.error)
+    for statement, columns in (
+        (_RECORD_HISTORY, history),
+        (_RECORD_TIMEOUTS, timeouts),
+        (_RECORD_CHECKS, checks),
+        (_RECORD_COMMANDS, commands),
+    ):
+        if columns:
+            await conn.execute(statement, {**columns, "now": now})

@@ -7,7 +7,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
-    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -52,7 +51,7 @@ sales_order = Table(
 sales_order_line = Table(
     "sales_order_line",
     metadata,
-    Column("order_id", BigInteger, ForeignKey("sales_order.id", ondelete="CASCADE"), nullable=False),
+    Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("line_number", Integer, nullable=False),
     Column("sku", Text, nullable=False),
     Column("name", Text, nullable=False),
@@ -68,7 +67,7 @@ sales_order_item = Table(
     "sales_order_item",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("order_id", BigInteger, ForeignKey("sales_order.id", ondelete="CASCADE"), nullable=False),
+    Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("line_number", Integer, nullable=False),
     Column("sku", Text, nullable=False),
     Column("quantity", Integer, nullable=False),
@@ -88,7 +87,7 @@ item_state_history = Table(
     "sales_order_item_state_history",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("order_id", BigInteger, ForeignKey("sales_order.id", ondelete="CASCADE"), nullable=False),
+    Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("item_ids", INT8MULTIRANGE, nullable=False),
     Column("item_count", Integer, nullable=False),
     Column("from_state", Text),
@@ -104,7 +103,7 @@ state_timeout = Table(
     "state_timeout",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("order_id", BigInteger, ForeignKey("sales_order.id", ondelete="CASCADE"), nullable=False),
+    Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("state", Text, nullable=False),
     Column("event", Text, nullable=False),
     Column("entered_at", DateTime(timezone=True), nullable=False),
@@ -118,7 +117,7 @@ state_condition_check = Table(
     "state_condition_check",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("order_id", BigInteger, ForeignKey("sales_order.id", ondelete="CASCADE"), nullable=False),
+    Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("state", Text, nullable=False),
     Column("entered_at", DateTime(timezone=True), nullable=False),
     Column("next_check_at", DateTime(timezone=True), nullable=False),
@@ -131,7 +130,7 @@ transition_log = Table(
     "transition_log",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("order_id", BigInteger, ForeignKey("sales_order.id", ondelete="CASCADE"), nullable=False),
+    Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("event", Text),
     Column("command", Text),
     Column("source_state", Text, nullable=False),

@@ -26,14 +26,15 @@ from sqlalchemy import Table, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schemas.envelope import Event
+from schemas.envelope import EMAIL_PATTERN, Event
+from services.runtime.documents import document_validator
 from services.runtime.errors import is_transient
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-E = TypeVar("E", bound=Event)
+E = TypeVar("E")  # an Event, or a Document of one
 
 
 @dataclass(frozen=True)
@@ -49,20 +50,43 @@ def describe_validation_error(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_url=False):
         location = ".".join(str(part) for part in error["loc"]) or "(message)"
-        problems.append(f"{location}: {error['msg']}")
+        message = error["msg"]
+        if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == EMAIL_PATTERN:
+            message = f"{error['input']!r} is not an e-mail address (name@domain, no spaces or control characters)"
+        problems.append(f"{location}: {message}")
     return "; ".join(problems)
 
 
-def decode(record: ConsumerRecord, model: type[E]) -> E | str:
-    """The event, or the reason it cannot be one."""
+def decode(record: ConsumerRecord, model: type[Event], *, as_document: bool = False) -> Any:
+    """The event (a model object, or with `as_document` a dict checked by the same contract), or the reason
+    it cannot be one (a str)."""
     if record.value is None or record.value == b"":
         return "empty message: no JSON document"
     try:
+        if as_document:
+            return document_validator(model).validate_json(record.value)
         return model.model_validate_json(record.value)
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             return f"not valid JSON: {exc.errors()[0]['msg']}"
         return f"does not match the {model.TOPIC} contract: {describe_validation_error(exc)}"
+
+
+def event_id_of(event: Any) -> uuid.UUID:
+    return event["event_id"] if isinstance(event, dict) else event.event_id
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one topic's records go: decoded as `model` (or as documents of it) into `handler`."""
+
+    model: type[Event]
+    handler: Handler[Any]
+    name: str
+    as_documents: bool = False
+
+    def decode(self, record: ConsumerRecord) -> Any:
+        return decode(record, self.model, as_document=self.as_documents)
 
 
 class EventConsumer:
@@ -78,9 +102,18 @@ class EventConsumer:
         self.topics: list[str] = []
 
     def subscribe(
-        self, broker: KafkaBroker, topic: str, model: type[E], handler: Handler[E], *, name: str | None = None
+        self,
+        broker: KafkaBroker,
+        topic: str,
+        model: type[Event],
+        handler: Handler[Any],
+        *,
+        name: str | None = None,
+        as_documents: bool = False,
     ) -> None:
-        consumer_name = name or f"{self.service}.{handler.__name__}"
+        """Consume `topic` in batches into `handler`, with events as `model` objects, or with `as_documents`
+        as dicts validated by the same contract (see services.runtime.documents; for the busiest topics)."""
+        route = Route(model, handler, name or f"{self.service}.{handler.__name__}", as_documents)
         self.topics.append(topic)
         settings = self.settings
 
@@ -88,7 +121,7 @@ class EventConsumer:
             records = message.raw_message
             if not isinstance(records, tuple):
                 records = (records,)
-            done = await self.process(list(records), model, handler, consumer_name)
+            done = await self.process(list(records), route)
             if done:
                 await message.ack()
             else:
@@ -110,22 +143,20 @@ class EventConsumer:
             description=model.__doc__,
         )(on_batch)
 
-    async def process(
-        self, records: list[ConsumerRecord], model: type[E], handler: Handler[E], consumer_name: str
-    ) -> bool:
+    async def process(self, records: list[ConsumerRecord], route: Route) -> bool:
         """Handle a batch. True when every record is settled (stored or dead-lettered)."""
         key = (records[0].topic, records[0].partition, records[0].offset)
         try:
-            await self._transaction(records, model, handler, consumer_name)
+            await self._transaction(records, route)
         except Exception as exc:
             if is_transient(exc):
                 return await self._back_off(key, exc)
             if len(records) == 1:
-                return await self._one_with_attempts(records[0], model, handler, consumer_name, first_error=exc)
-            log.warning("%s: batch of %d failed (%s); handling one at a time", consumer_name, len(records), exc)
+                return await self._one_with_attempts(records[0], route, first_error=exc)
+            log.warning("%s: batch of %d failed (%s); handling one at a time", route.name, len(records), exc)
             for record in records:
                 try:
-                    settled = await self._one_with_attempts(record, model, handler, consumer_name)
+                    settled = await self._one_with_attempts(record, route)
                 except Exception as single_exc:  # transient while going one by one
                     return await self._back_off(key, single_exc)
                 if not settled:
@@ -136,16 +167,14 @@ class EventConsumer:
     async def _one_with_attempts(
         self,
         record: ConsumerRecord,
-        model: type[E],
-        handler: Handler[E],
-        consumer_name: str,
+        route: Route,
         first_error: Exception | None = None,
     ) -> bool:
         attempts = 1 if first_error is not None else 0
         error = first_error
         while attempts < self.settings.consumer_max_attempts:
             try:
-                await self._transaction([record], model, handler, consumer_name)
+                await self._transaction([record], route)
                 return True
             except Exception as exc:
                 if is_transient(exc):
@@ -154,30 +183,26 @@ class EventConsumer:
                 error = exc
         assert error is not None
         reason = f"handler failed after {attempts} attempts: {type(error).__name__}: {error}"
-        log.error(
-            "%s: dead-lettering %s/%d@%d: %s", consumer_name, record.topic, record.partition, record.offset, reason
-        )
+        log.error("%s: dead-lettering %s/%d@%d: %s", route.name, record.topic, record.partition, record.offset, reason)
         async with self.engine.begin() as conn:
             uow = UnitOfWork(conn, self.outbox, self.service)
             uow.dead_letter(record, reason, attempts)
-            decoded = decode(record, model)
+            decoded = route.decode(record)
             if not isinstance(decoded, str):
-                await self._claim(conn, consumer_name, [decoded.event_id])
+                await self._claim(conn, route.name, [event_id_of(decoded)])
             await uow.flush()
         return True
 
-    async def _transaction(
-        self, records: list[ConsumerRecord], model: type[E], handler: Handler[E], consumer_name: str
-    ) -> None:
+    async def _transaction(self, records: list[ConsumerRecord], route: Route) -> None:
         async with self.engine.begin() as conn:
             uow = UnitOfWork(conn, self.outbox, self.service)
-            valid: list[Incoming[E]] = []
+            valid: list[Incoming[Any]] = []
             for record in records:
-                decoded = decode(record, model)
+                decoded = route.decode(record)
                 if isinstance(decoded, str):
                     log.warning(
                         "%s: dead-lettering %s/%d@%d: %s",
-                        consumer_name,
+                        route.name,
                         record.topic,
                         record.partition,
                         record.offset,
@@ -187,14 +212,15 @@ class EventConsumer:
                 else:
                     valid.append(Incoming(decoded, record))
             if valid:
-                claimed = await self._claim(conn, consumer_name, [item.event.event_id for item in valid])
-                fresh: list[Incoming[E]] = []
-                for item in valid:
-                    if item.event.event_id in claimed:
-                        claimed.discard(item.event.event_id)
+                ids = [event_id_of(item.event) for item in valid]
+                claimed = await self._claim(conn, route.name, ids)
+                fresh: list[Incoming[Any]] = []
+                for item, event_id in zip(valid, ids, strict=True):
+                    if event_id in claimed:
+                        claimed.discard(event_id)
                         fresh.append(item)
                 if fresh:
-                    await handler(uow, fresh)
+                    await route.handler(uow, fresh)
             await uow.flush()
 
     async def _claim(self, conn: Any, consumer_name: str, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import uuid
+from typing import NamedTuple
 
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.envelope import Event
@@ -15,12 +17,24 @@ def dlq_topic(service: str) -> str:
     return f"dlq.{service}"
 
 
-def event_headers(event: Event) -> list[list[str]]:
-    return [
-        ["event_type", event.event_type],
-        ["event_id", str(event.event_id)],
-        ["content-type", "application/json"],
-    ]
+JSON = "application/json"
+
+
+class OutboxRow(NamedTuple):
+    """One outgoing message as the outbox keeps it (headers as a JSON list of [name, value])."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: str
+
+
+OUTBOX_COLUMNS = OutboxRow._fields
+
+
+def event_headers(event: Event) -> list[tuple[str, str]]:
+    """The Kafka headers of an event: its type and id repeated, and the content type."""
+    return [("event_type", event.event_type), ("event_id", str(event.event_id)), ("content-type", JSON)]
 
 
 class UnitOfWork:
@@ -30,17 +44,25 @@ class UnitOfWork:
         self.conn = conn
         self.service = service
         self._outbox = outbox
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[OutboxRow] = []
 
     def publish(self, event: Event) -> None:
         """Queue an event for the outbox; it is written when the unit of work flushes."""
+        self.publish_serialized(event.event_type, event.order_reference, event.event_id, event.model_dump_json())
+
+    def publish_serialized(
+        self, event_type: str, order_reference: str, event_id: uuid.UUID, value: bytes | str
+    ) -> None:
+        """Queue an event already serialised to its contract's JSON (for the busiest paths, where building the
+        pydantic object only to serialise it would cost more than the rest of the work)."""
         self._pending.append(
-            {
-                "topic": event.event_type,
-                "key": event.order_reference.encode(),
-                "value": event.model_dump_json().encode(),
-                "headers": event_headers(event),
-            }
+            OutboxRow(
+                event_type,
+                order_reference.encode(),
+                value.encode() if isinstance(value, str) else value,
+                # Type and id are safe JSON strings as they are: no encoder needed for the busiest rows.
+                f'[["event_type", "{event_type}"], ["event_id", "{event_id}"], ["content-type", "{JSON}"]]',
+            )
         )
 
     def dead_letter(self, record: ConsumerRecord, reason: str, attempts: int = 1) -> None:
@@ -51,26 +73,32 @@ class UnitOfWork:
             if not name.startswith("dlq.")
         ]
         self._pending.append(
-            {
-                "topic": dlq_topic(self.service),
-                "key": record.key,
-                "value": record.value,
-                "headers": [
-                    *original,
-                    ["dlq.reason", reason[:4000]],
-                    ["dlq.service", self.service],
-                    ["dlq.source_topic", record.topic],
-                    ["dlq.source_partition", str(record.partition)],
-                    ["dlq.source_offset", str(record.offset)],
-                    ["dlq.attempts", str(attempts)],
-                ],
-            }
+            OutboxRow(
+                dlq_topic(self.service),
+                record.key,
+                record.value,
+                json.dumps(
+                    [
+                        *original,
+                        ["dlq.reason", reason[:4000]],
+                        ["dlq.service", self.service],
+                        ["dlq.source_topic", record.topic],
+                        ["dlq.source_partition", str(record.partition)],
+                        ["dlq.source_offset", str(record.offset)],
+                        ["dlq.attempts", str(attempts)],
+                    ]
+                ),
+            )
         )
 
     async def flush(self) -> None:
         if not self._pending:
             return
-        await self.conn.execute(insert(self._outbox), self._pending)
+        # COPY: the cheapest way in, one round trip for all of the transaction's events.
+        raw = (await self.conn.get_raw_connection()).driver_connection
+        await raw.copy_records_to_table(
+            self._outbox.name, schema_name=self._outbox.schema, columns=OUTBOX_COLUMNS, records=self._pending
+        )
         # Delivered at commit; wakes the relays (several NOTIFYs in one transaction fold into one).
         await self.conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self._outbox)})
         self._pending.clear()

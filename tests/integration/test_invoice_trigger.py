@@ -25,7 +25,7 @@ async def run(engine, handler, events, settings):
     async with engine.begin() as conn:
         uow = UnitOfWork(conn, outbox, "invoicing")
         await handler(uow, [Incoming(event, RECORD) for event in events], settings)
-        published = [row["topic"] for row in uow._pending]
+        published = [row.topic for row in uow._pending]
         await uow.flush()
     return published
 

@@ -7,20 +7,21 @@ import json
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from schemas import OrderPlaced
+from schemas import OrderPlaced, model_for_topic
 from services.order_state import handlers
 from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.tables import outbox
 from services.runtime.consumer import Incoming
+from services.runtime.documents import Document, document_validator
 from services.runtime.errors import PermanentError
 from services.runtime.settings import Settings
-from services.runtime.unit_of_work import UnitOfWork
+from services.runtime.unit_of_work import UnitOfWork, event_headers
 from tests.support import new_order, rows
 
 RECORD = ConsumerRecord("order.placed", 0, 0, 0, 0, b"k", b"{}", None, 0, 0, [])
 
 
-def order_with(lines: list[tuple[int, bool, bool]]) -> OrderPlaced:
+def order_with(lines: list[tuple[int, bool, bool]]) -> Document:
     """Lines of (quantity, is_quantity_splittable, is_bundle)."""
     document = new_order(1)
     template = document["lines"][0]
@@ -36,15 +37,19 @@ def order_with(lines: list[tuple[int, bool, bool]]) -> OrderPlaced:
         for n, (quantity, splittable, bundle) in enumerate(lines, start=1)
     ]
     document["totals"]["subtotal"] = sum(quantity * 100 for quantity, _, _ in lines)
-    return OrderPlaced.model_validate(document)
+    return document_validator(OrderPlaced).validate_python(document)
 
 
-async def place(engine, settings: Settings, order: OrderPlaced) -> list[dict]:
+async def place(engine, settings: Settings, order: Document) -> list[dict]:
     catalog = ProcessCatalog.load(settings)
     async with engine.begin() as conn:
         uow = UnitOfWork(conn, outbox, "order_state")
         await handlers.place_orders(uow, [Incoming(order, RECORD)], catalog)
-        created = [json.loads(row["value"]) for row in uow._pending if row["topic"] == "order.created"]
+        # Events written straight from dicts must still be exactly their contracts.
+        for row in uow._pending:
+            event = model_for_topic(row.topic).model_validate_json(row.value)
+            assert json.loads(row.headers) == [[name, value] for name, value in event_headers(event)]
+        created = [json.loads(row.value) for row in uow._pending if row.topic == "order.created"]
         await uow.flush()
     return created
 
@@ -66,7 +71,7 @@ async def test_threshold_keeps_big_lines_whole_but_bundles_always_split(engine, 
     with_threshold = Settings(**{**settings.model_dump(), "split_threshold": 10})
     order = order_with([(9, True, False), (10, True, False), (12, False, True), (3, False, False)])
     (created,) = await place(engine, with_threshold, order)
-    assert await quantities(engine, order.order_reference) == {1: [1] * 9, 2: [10], 3: [1] * 12, 4: [3]}
+    assert await quantities(engine, order["order_reference"]) == {1: [1] * 9, 2: [10], 3: [1] * 12, 4: [3]}
     assert [(line["item_count"], line["item_quantity"]) for line in created["lines"]] == [
         (9, 1),
         (1, 10),
@@ -78,7 +83,7 @@ async def test_threshold_keeps_big_lines_whole_but_bundles_always_split(engine, 
 async def test_a_b2b_order_of_100000_and_1000000_units_is_stored_set_based_and_fits_one_message(engine, settings):
     order = order_with([(100_000, True, False), (1_000_000, False, False)])
     (created,) = await place(engine, settings, order)
-    stored = await quantities(engine, order.order_reference)
+    stored = await quantities(engine, order["order_reference"])
     assert len(stored[1]) == 100_000 and set(stored[1]) == {1}
     assert stored[2] == [1_000_000]
     assert [line["item_count"] for line in created["lines"]] == [100_000, 1]
@@ -88,7 +93,7 @@ async def test_a_b2b_order_of_100000_and_1000000_units_is_stored_set_based_and_f
         engine,
         """SELECT i.state, count(*) AS n FROM order_state.sales_order_item i
            JOIN order_state.sales_order o ON o.id = i.order_id WHERE o.order_reference = :r GROUP BY i.state""",
-        r=order.order_reference,
+        r=order["order_reference"],
     )
     assert [(row.state, row.n) for row in states] == [("payment pending", 100_001)]
 
@@ -104,7 +109,7 @@ async def test_an_order_whose_items_would_not_add_up_is_refused_whole(engine, se
     monkeypatch.setattr(handlers, "split_line", broken)
     with pytest.raises(PermanentError, match=r"line 2 of order .*: items add up to 3, not the ordered 4"):
         await place(engine, settings, order)
-    assert await quantities(engine, order.order_reference) == {}
+    assert await quantities(engine, order["order_reference"]) == {}
     assert not await rows(
-        engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order.order_reference
+        engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order["order_reference"]
     )

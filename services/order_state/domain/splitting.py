@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class ItemSplit:
+class ItemSplit(NamedTuple):
     """`count` items carrying `quantity_each`; count * quantity_each is the ordered quantity."""
 
     count: int
     quantity_each: int
 
 
+@lru_cache(maxsize=4096)  # orders repeat the same few (quantity, flags) combinations
 def split_line(
     quantity: int, *, is_quantity_splittable: bool, threshold: int | None = None, is_bundle: bool = False
 ) -> ItemSplit:

@@ -64,12 +64,19 @@ class Process:
     def outgoing(self, state: str) -> tuple[Transition, ...]:
         return self._outgoing.get(state, ())
 
+    @cached_property
+    def _by_state_and_event(self) -> dict[tuple[str, str | None], tuple[Transition, ...]]:
+        table: dict[tuple[str, str | None], list[Transition]] = {}
+        for transition in self.transitions:
+            table.setdefault((transition.source, transition.event), []).append(transition)
+        return {key: tuple(items) for key, items in table.items()}
+
     def transitions_on(self, state: str, event: str) -> tuple[Transition, ...]:
         """Transitions leaving `state` on `event`, in document order: the first whose condition holds wins."""
-        return tuple(t for t in self.outgoing(state) if t.event == event)
+        return self._by_state_and_event.get((state, event), ())
 
     def eventless(self, state: str) -> tuple[Transition, ...]:
-        return tuple(t for t in self.outgoing(state) if t.event is None)
+        return self._by_state_and_event.get((state, None), ())
 
     def events_from(self, state: str) -> list[str]:
         seen: dict[str, None] = {}
@@ -81,14 +88,25 @@ class Process:
     def manual_events(self, state: str) -> list[str]:
         return [name for name in self.events_from(state) if self.events[name].manual]
 
+    @cached_property
+    def _on_enter(self) -> dict[str, str | None]:
+        return {
+            state: next((name for name in self.events_from(state) if self.events[name].on_enter), None)
+            for state in self.states
+        }
+
     def on_enter_event(self, state: str) -> str | None:
-        for name in self.events_from(state):
-            if self.events[name].on_enter:
-                return name
-        return None
+        return self._on_enter.get(state)
+
+    @cached_property
+    def _timeout_events(self) -> dict[str, list[EventDefinition]]:
+        return {
+            state: [self.events[name] for name in self.events_from(state) if self.events[name].has_timeout]
+            for state in self.states
+        }
 
     def timeout_events(self, state: str) -> list[EventDefinition]:
-        return [self.events[name] for name in self.events_from(state) if self.events[name].has_timeout]
+        return self._timeout_events.get(state, [])
 
     @cached_property
     def states_with_timeouts(self) -> frozenset[str]:

@@ -1,0 +1,129 @@
+"""Documents: order.placed validated into dicts must be checked exactly as the OrderPlaced model checks it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+
+import pytest
+from pydantic import ValidationError, model_validator
+
+from schemas import OrderPlaced
+from schemas.envelope import Contract
+from services.runtime.consumer import decode
+from services.runtime.documents import MissingDocumentCheck, document_validator
+from services.samples import sample_order
+from tests.unit.test_runtime import record
+
+
+def placed() -> dict:
+    return json.loads(sample_order(3, run="D1").model_dump_json())
+
+
+def change(path: str, value: object) -> Callable[[dict], None]:
+    def apply(order: dict) -> None:
+        *parents, last = path.split(".")
+        target = order
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        if value is KeyError:
+            del target[int(last) if last.isdigit() else last]
+        else:
+            target[int(last) if last.isdigit() else last] = value
+
+    return apply
+
+
+def subtotal_off_by_one(order: dict) -> None:
+    order["totals"]["subtotal"] += 1
+
+
+VALID = {
+    "as sent": [],
+    "optional fields absent": [change("custom_order_reference", KeyError), change("placed_at", KeyError)],
+    "custom reference of 255 characters": [change("custom_order_reference", "ü" * 255)],
+    "process and address e-mail given": [
+        change("process_name", "OmsDefault01"),
+        change("billing_address.email", "billing@example.com"),
+    ],
+}
+
+INVALID = {
+    "float money": [change("lines.0.unit_price", 19.99)],
+    "subtotal does not add up": [subtotal_off_by_one],
+    "control character in a name": [change("customer.first_name", "Anna\r\nBcc: x@example.com")],
+    "custom reference too long": [change("custom_order_reference", "x" * 256)],
+    "unknown field, deep": [change("lines.0.shipment.method.surprise", 1)],
+    "unknown field, top": [change("surprise", 1)],
+    "wrong event type": [change("event_type", "order.created")],
+    "timestamp without zone": [change("occurred_at", "2026-11-23T10:00:00")],
+    "not an e-mail address": [change("customer.email", "anna at example.com")],
+    "missing line field": [change("lines.1.sku", KeyError)],
+    "no lines": [change("lines", [])],
+    "quantity zero": [change("lines.0.quantity", 0)],
+    "bad currency": [change("currency", "euro")],
+}
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_a_valid_order_becomes_the_same_data_as_a_model_would(name):
+    order = placed()
+    for apply in VALID[name]:
+        apply(order)
+    raw = json.dumps(order)
+    assert document_validator(OrderPlaced).validate_json(raw) == OrderPlaced.model_validate_json(raw).model_dump()
+
+
+@pytest.mark.parametrize("name", INVALID)
+def test_an_invalid_order_is_refused_with_the_same_errors_as_the_model_gives(name):
+    order = placed()
+    for apply in INVALID[name]:
+        apply(order)
+    raw = json.dumps(order)
+    with pytest.raises(ValidationError) as by_model:
+        OrderPlaced.model_validate_json(raw)
+    with pytest.raises(ValidationError) as by_document:
+        document_validator(OrderPlaced).validate_json(raw)
+    as_seen = [(error["loc"], error["type"], error["msg"]) for error in by_model.value.errors()]
+    assert [(error["loc"], error["type"], error["msg"]) for error in by_document.value.errors()] == as_seen
+    assert decode(record(raw.encode()), OrderPlaced) == decode(record(raw.encode()), OrderPlaced, as_document=True)
+
+
+def test_a_model_rule_without_a_document_twin_cannot_be_skipped_silently():
+    class Guarded(Contract):
+        low: int
+        high: int
+
+        @model_validator(mode="after")
+        def _ordered(self) -> Guarded:
+            if self.low > self.high:
+                raise ValueError("low above high")
+            return self
+
+    with pytest.raises(MissingDocumentCheck, match="Guarded has a model validator"):
+        document_validator(Guarded)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["anna.schmidt@example.com", "o'brien+orders@mail.example.co.uk", "müller@bücher.example"],
+)
+def test_e_mail_addresses_a_checkout_sends_are_accepted(address):
+    order = placed()
+    order["customer"]["email"] = address
+    assert document_validator(OrderPlaced).validate_python(copy.deepcopy(order))["customer"]["email"] == address
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["anna", "anna@localhost", "anna schmidt@example.com", "anna@example.com\r\nBcc: x@example.com", "@example.com"],
+)
+def test_what_cannot_be_an_e_mail_address_is_dead_lettered_with_a_clear_reason(address):
+    order = placed()
+    order["customer"]["email"] = address
+    reason = decode(record(json.dumps(order).encode()), OrderPlaced, as_document=True)
+    assert reason == (
+        f"does not match the order.placed contract: customer.email: {address!r} is not an e-mail address "
+        "(name@domain, no spaces or control characters)"
+    )
