@@ -1,16 +1,19 @@
 """Placement throughput through order_state, and the time to store a 100,000-unit order, each next to a
 baseline measured in the same run.
 
-    .venv/bin/python -m bench.bench_placement [--orders 20000] [--baseline-orders 2000]
+    .venv/bin/python -m bench.bench_placement [--orders 20000] [--baseline-orders 2000] [--replicas 1,2]
 
-Runs on the embedded stack (PostgreSQL + Tansu). Throughput: N ordinary orders (5 lines: splittable lines of
-1-3 units and one non-splittable pallet line) are published to order.placed first; then the real
-order_state service (`oms service order_state`, batches, inbox, set-based writes, outbox, relay) consumes
-them; the rate is measured from the first stored order to the last. Baseline: a consumer of the same
-topic that handles one message per transaction with one INSERT per row (order, lines, items, history,
-outbox) and commits the offset after each message. Big order: order_state's placement handler on an
-order with a splittable line of 100,000 units and a non-splittable line of 1,000,000, next to inserting
-its 100,001 item rows one INSERT at a time in one transaction.
+Runs on the embedded stack (PostgreSQL + Tansu, topics with 6 partitions). Throughput: N ordinary orders
+(5 lines: splittable lines of 1-3 units and one non-splittable pallet line) are published to order.placed
+first; then the real order_state service (`oms service order_state`: batches, inbox, set-based writes,
+outbox, relay) consumes them, once with one process and once with two replicas in one consumer group (how
+the service scales out). Rates come from the database's clock: "stored" from the first batch's start to
+the last batch's start, "published" from the first batch's start until the outbox is empty (every
+order.created and item.state_changed handed to Kafka). Baseline: a consumer of the same topic that handles
+one message per transaction with one INSERT per row (order, lines, items, history, outbox) and commits
+the offset after each message. Big order: order_state's placement handler on an order with a splittable
+line of 100,000 units and a non-splittable line of 1,000,000, next to inserting its 100,001 item rows one
+INSERT at a time in one transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import signal
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -70,41 +74,63 @@ async def publish(settings: Settings, topic: str, orders: list[dict]) -> None:
         await producer.stop()
 
 
-async def stored_rate(settings: Settings, prefix: str, count: int, timeout: float = 600) -> float:
-    """Orders per second from the first stored order of `prefix` to the last."""
+@dataclass(frozen=True)
+class Throughput:
+    stored: float  # orders/s written (order, lines, items, history, timeouts, outbox) and committed
+    published: float | None  # orders/s until every order's events had left the outbox for Kafka
+
+
+async def throughput(
+    settings: Settings, prefix: str, count: int, *, published: bool = True, timeout: float = 600
+) -> Throughput:
+    """Waits until `count` orders of `prefix` are stored (and their events published), then computes the rates
+    from the database's own clock: each batch's orders carry its transaction's start time (created_at), so
+    the orders of all batches but the last took from the first batch's start to the last batch's start."""
     import asyncpg
 
     conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
     try:
         like = f"DE--{prefix}-%"
-        first_seen = None
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        stored = 0
+        while stored < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {stored} of {count} orders stored")
+            await asyncio.sleep(0.25)
             stored = await conn.fetchval(
                 "SELECT count(*) FROM order_state.sales_order WHERE order_reference LIKE $1", like
             )
-            now = time.perf_counter()
-            if stored and first_seen is None:
-                first_seen, first_count = now, stored
-            if stored >= count:
-                return (stored - first_count) / (now - first_seen)
+        while published and await conn.fetchval("SELECT EXISTS (SELECT 1 FROM order_state.outbox)"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the outbox did not drain")
             await asyncio.sleep(0.05)
-        raise TimeoutError(f"only {stored} of {count} orders stored")
+        drained = await conn.fetchval("SELECT clock_timestamp()")
+        batches = await conn.fetch(
+            """SELECT created_at, count(*) AS orders FROM order_state.sales_order WHERE order_reference LIKE $1
+               GROUP BY created_at ORDER BY created_at""",
+            like,
+        )
+        first, last = batches[0]["created_at"], batches[-1]["created_at"]
+        stored_rate = (count - batches[-1]["orders"]) / (last - first).total_seconds()
+        return Throughput(stored_rate, count / (drained - first).total_seconds() if published else None)
     finally:
         await conn.close()
 
 
-async def ours(settings: Settings, env: dict[str, str], logs: Path, orders: int) -> float:
-    await publish(settings, "order.placed", [ordinary_order(n, "B", "OURS") for n in range(orders)])
-    service = ServiceProcess("order_state", env, logs / "order_state.log")
-    service.start()
+async def ours(settings: Settings, env: dict[str, str], logs: Path, orders: int, replicas: int) -> Throughput:
+    prefix = f"OURS{replicas}"
+    await publish(settings, "order.placed", [ordinary_order(n, "B", prefix) for n in range(orders)])
+    services = [ServiceProcess("order_state", env, logs / f"order_state-{n}.log") for n in range(replicas)]
+    for service in services:
+        service.start()
     try:
-        return await stored_rate(settings, "OURS", orders)
+        return await throughput(settings, prefix, orders)
     finally:
-        service.stop(signal.SIGTERM)
+        for service in services:
+            service.stop(signal.SIGTERM)
 
 
-async def baseline(settings: Settings, orders: int) -> float:
+async def baseline(settings: Settings, orders: int) -> Throughput:
     """One message, one transaction, one INSERT per row, offset committed after each message."""
     import asyncpg
 
@@ -188,10 +214,11 @@ async def baseline(settings: Settings, orders: int) -> float:
 
     task = asyncio.create_task(consume())
     try:
-        return await stored_rate(settings, "BASE", orders)
+        return await throughput(settings, "BASE", orders, published=False)
     finally:
         await task
         await consumer.stop()
+        await conn.execute("DELETE FROM order_state.outbox WHERE topic = 'bench'")  # nobody relays these
         await conn.close()
 
 
@@ -240,22 +267,36 @@ async def run(args: argparse.Namespace) -> None:
         stack = EmbeddedStack(Path(base) / "stack")
         stack.start()
         try:
-            env = {**stack.environment(), "OMS_KAFKA_GROUP_PREFIX": "bench", "OMS_LOG_LEVEL": "WARNING"}
+            env = {
+                **stack.environment(),
+                "OMS_KAFKA_GROUP_PREFIX": "bench",
+                "OMS_LOG_LEVEL": "WARNING",
+                # Six partitions (the production default), so that replicas share order.placed evenly.
+                "OMS_KAFKA_TOPIC_PARTITIONS": "6",
+            }
             os.environ.update(env)
             settings = Settings()
             await upgrade_all(settings)
             await ensure_topics(settings, [*all_topics(), "bench.naive_placed"])
             base_rate = await baseline(settings, args.baseline_orders)
-            our_rate = await ours(settings, env, stack.logs_dir, args.orders)
+            rates = {
+                replicas: await ours(settings, env, stack.logs_dir, args.orders, replicas) for replicas in args.replicas
+            }
             big_ours, big_base = await big_order(settings)
         finally:
             stack.stop()
-    print(f"ordinary orders (5 lines), through order_state : {our_rate:,.0f} orders/s ({args.orders:,} orders)")
+    print(f"ordinary orders (5 lines), {args.orders:,} per run, on {os.cpu_count()} CPU cores:")
     print(
-        f"baseline, one transaction per message, one INSERT per row : {base_rate:,.0f} orders/s "
+        f"  baseline, one transaction per message, one INSERT per row : {base_rate.stored:,.0f} orders/s stored "
         f"({args.baseline_orders:,} orders)"
     )
-    print(f"ratio                                          : {our_rate / base_rate:.1f}x")
+    for replicas, rate in rates.items():
+        print(
+            f"  order_state, {replicas} replica{'s' if replicas > 1 else ''}"
+            f"{' ' * (33 - len(str(replicas)) - (replicas > 1))}: {rate.stored:,.0f} orders/s stored "
+            f"({rate.stored / base_rate.stored:.1f}x baseline), {rate.published:,.0f} orders/s with their events "
+            "published"
+        )
     print(f"100,000 + 1,000,000-unit order stored          : {big_ours:.3f} s")
     print(f"baseline, its 100,001 items one INSERT each    : {big_base:.3f} s")
     print(f"ratio                                          : {big_base / big_ours:.1f}x")
@@ -265,6 +306,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--baseline-orders", type=int, default=2_000)
+    parser.add_argument(
+        "--replicas",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 2],
+        help="order_state replicas (consumer-group members) per run, comma-separated (default 1,2)",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -31,12 +31,11 @@ from schemas import (
 from schemas.envelope import Cause, Event, caused_by, new_event_id, no_control_characters
 from services.order_state.domain.process.engine import Plan
 from services.order_state.domain.process.model import INITIAL_STATE, State
-from services.order_state.domain.process.plugins import ItemFacts
+from services.order_state.domain.process.plugins import ItemFacts, OrderFacts
 from services.order_state.domain.splitting import ItemSplit, split_line
 from services.order_state.item_events import fire, publish_outcome
 from services.order_state.process_catalog import ProcessCatalog, UnknownProcess
 from services.order_state.state_store import (
-    OrderRow,
     copy_rows,
     load_items,
     lock_order,
@@ -204,23 +203,23 @@ async def place_orders(
             line_ids.append(ids)
             sku, quantity = line["sku"], split.quantity_each
             facts += [ItemFacts(item_id, sku, quantity, INITIAL_STATE) for item_id in ids]
-        row = OrderRow(
-            id=order_id,
-            order_reference=order["order_reference"],
-            custom_order_reference=order["custom_order_reference"],
-            store=order["store"],
-            process_name=processes[order["order_reference"]],
-            payment_method=order["payment_method"],
-            currency=order["currency"],
-            grand_total=order["totals"]["grand_total"],
-            placed_at=order["placed_at"] or order["occurred_at"],
-            customer_reference=order["customer"]["customer_reference"],
-            created_at=now,
+        reference, process_name, cause = order["order_reference"], processes[order["order_reference"]], caused_by(order)
+        known = OrderFacts(
+            order_id,
+            reference,
+            order["custom_order_reference"],
+            order["store"],
+            process_name,
+            order["payment_method"],
+            order["currency"],
+            order["totals"]["grand_total"],
+            order["placed_at"] or order["occurred_at"],
+            order["customer"]["customer_reference"],
+            cause["correlation_id"],
         )
-        cause = caused_by(order)
-        plan = catalog.engine(row.process_name).enter(row.facts(cause["correlation_id"]), facts, now)
+        plan = catalog.engine(process_name).enter(known, facts, now)
         plans.append((order_id, plan))
-        entries.append((order_id, [fact.id for fact in facts], INITIAL_STATE))
+        entries.append((order_id, [item_id for ids in line_ids for item_id in ids], INITIAL_STATE))
         final = plan.final_states
         for number, (line, split, ids) in enumerate(zip(order["lines"], order_splits, line_ids, strict=True), start=1):
             items["id"] += ids
@@ -230,9 +229,9 @@ async def place_orders(
             items["quantity"] += [split.quantity_each] * split.count
             items["state"] += [final[item_id] for item_id in ids]
         event_id = new_event_id()
-        created = order_created_json(order, event_id, cause, row.process_name, order_splits, line_ids, now)
-        uow.publish_serialized(OrderCreated.TOPIC, row.order_reference, event_id, created)
-        publish_outcome(uow, row, row.process_name, plan.moves[0].event if plan.moves else None, plan, cause)
+        created = order_created_json(order, event_id, cause, process_name, order_splits, line_ids, now)
+        uow.publish_serialized(OrderCreated.TOPIC, reference, event_id, created)
+        publish_outcome(uow, known, process_name, plan.moves[0].event if plan.moves else None, plan, cause)
     items["state_changed_at"] = [now] * len(items["id"])
     rows = zip(*(items[column] for column in ITEM_COLUMNS), strict=True)
     await copy_rows(uow.conn, "sales_order_item", ITEM_COLUMNS, rows)

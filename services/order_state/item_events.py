@@ -11,7 +11,7 @@ from pydantic_core import to_json
 from schemas import ItemStateChanged, to_ranges
 from schemas.envelope import Cause, Event, new_event_id
 from services.order_state.domain.process.engine import Plan
-from services.order_state.domain.process.plugins import ItemFacts
+from services.order_state.domain.process.plugins import ItemFacts, OrderFacts
 from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.state_store import OrderRow, write_plan
 from services.runtime.unit_of_work import UnitOfWork
@@ -26,7 +26,12 @@ def _correlation(cause: Event | Cause | None) -> Cause:
 
 
 def publish_outcome(
-    uow: UnitOfWork, order: OrderRow, process_name: str, event: str | None, plan: Plan, cause: Event | Cause | None
+    uow: UnitOfWork,
+    order: OrderRow | OrderFacts,
+    process_name: str,
+    event: str | None,
+    plan: Plan,
+    cause: Event | Cause | None,
 ) -> None:
     """`item.state_changed` for the items the plan moved (one event, the changes grouped by from/to state),
     then the events its commands emitted, all correlated with `cause`."""

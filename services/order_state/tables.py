@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import INT8MULTIRANGE, JSONB, UUID
+from sqlalchemy.dialects.postgresql import INT8MULTIRANGE, JSON, JSONB, UUID
 
 from services.runtime.messaging_tables import inbox_table, outbox_table
 
@@ -59,7 +59,7 @@ sales_order_line = Table(
     Column("unit_price", BigInteger, nullable=False),
     Column("tax_rate", Numeric(6, 3), nullable=False),
     Column("is_quantity_splittable", Boolean, nullable=False),
-    Column("shipment", JSONB, nullable=False),
+    Column("shipment", JSON, nullable=False),  # as checkout sent it; nothing queries inside (migration 0004)
     PrimaryKeyConstraint("order_id", "line_number"),
 )
 

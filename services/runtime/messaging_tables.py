@@ -38,4 +38,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("value", LargeBinary, nullable=True),
         Column("headers", JSONB, nullable=False, server_default="[]"),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # Rows live for milliseconds: kept inline and uncompressed up to 8 kB (value's storage is EXTERNAL,
+        # set by each service's migration, as SQLAlchemy cannot declare it).
+        postgresql_with={"toast_tuple_target": 8160},
     )

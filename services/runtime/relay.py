@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import random
+from collections import defaultdict
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Table, delete, select, text
+from aiokafka.partitioner import murmur2
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.runtime.db import asyncpg_dsn
@@ -44,6 +50,11 @@ class OutboxRelay:
         self._service = service
         self._wake = asyncio.Event()
         self._producer = create_producer(settings, f"oms-{service}-relay")
+        self._lock_name = f"oms.relay.{outbox.schema}"
+        self._take = f"""
+            DELETE FROM {outbox.schema}.{outbox.name} WHERE id IN (
+                SELECT id FROM {outbox.schema}.{outbox.name} ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+            RETURNING id, topic, key, value, headers::text"""
         self.published = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -99,32 +110,61 @@ class OutboxRelay:
             return None
 
     async def relay_once(self) -> int:
-        """Publish one batch of outbox rows; returns how many were published."""
-        outbox = self._outbox
+        """Publish one batch of outbox rows; returns how many were published. The rows are taken (deleted,
+        returned) in the transaction that publishes them: if publishing fails, the rollback keeps them."""
         async with self._engine.begin() as conn:
-            locked = await conn.scalar(
-                text("SELECT pg_try_advisory_xact_lock(hashtext(:name))"), {"name": f"oms.relay.{outbox.schema}"}
-            )
-            if not locked:
+            raw = (await conn.get_raw_connection()).driver_connection
+            if not await raw.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", self._lock_name):
                 return 0
-            rows = (
-                await conn.execute(
-                    select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
-                    .order_by(outbox.c.id)
-                    .limit(self._settings.relay_batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = await raw.fetch(self._take, self._settings.relay_batch_size)
             if not rows:
                 return 0
-            futures: list[Any] = []
-            for row in rows:
-                headers = [(name, value.encode()) for name, value in row.headers]
-                futures.append(await self._producer.send(row.topic, value=row.value, key=row.key, headers=headers))
-            await asyncio.gather(*futures)
-            await conn.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+            rows.sort(key=itemgetter(0))
+            await asyncio.gather(*await self._send(rows))
         self.published += len(rows)
         return len(rows)
+
+    async def _send(self, rows: list[Any]) -> list[asyncio.Future[Any]]:
+        """Hand the rows to the producer as one record batch per topic partition (in id order within each),
+        partitioned by key as the Java client does; returns the delivery futures."""
+        partitions: dict[str, list[int]] = {}
+        by_partition: dict[tuple[str, int], list[Any]] = defaultdict(list)
+        for row in rows:
+            topic, key = row[1], row[2]
+            if topic not in partitions:
+                partitions[topic] = sorted(await self._producer.partitions_for(topic))
+            by_partition[(topic, partition_for(key, partitions[topic]))].append(row)
+        futures = []
+        for (topic, partition), group in by_partition.items():
+            batch, size = self._producer.create_batch(), 0
+            for _, _, key, value, headers in group:
+                encoded = [(name, text.encode()) for name, text in json.loads(headers)]
+                while batch.append(key=key, value=value, timestamp=None, headers=encoded) is None:
+                    if size == 0:  # larger than a whole batch: on its own
+                        futures.append(
+                            await self._producer.send(topic, value=value, key=key, partition=partition, headers=encoded)
+                        )
+                        break
+                    futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+                    batch, size = self._producer.create_batch(), 0
+                else:
+                    size += 1
+            if size:
+                futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+        return futures
+
+
+@lru_cache(maxsize=65536)
+def _key_hash(key: bytes) -> int:
+    return murmur2(key) & 0x7FFFFFFF
+
+
+def partition_for(key: bytes | None, partitions: list[int]) -> int:
+    """The partition the Java client (and aiokafka's default partitioner) would choose for `key`, so every
+    event of one order lands in one partition whoever publishes it."""
+    if key is None:
+        return random.choice(partitions)
+    return partitions[_key_hash(key) % len(partitions)]
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
