@@ -52,8 +52,8 @@ class OutboxRelay:
         self._producer = create_producer(settings, f"oms-{service}-relay")
         self._lock_name = f"oms.relay.{outbox.schema}"
         self._take = f"""
-            DELETE FROM {outbox.schema}.{outbox.name} WHERE id IN (
-                SELECT id FROM {outbox.schema}.{outbox.name} ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+            DELETE FROM {outbox.schema}.{outbox.name} WHERE id = ANY(ARRAY(
+                SELECT id FROM {outbox.schema}.{outbox.name} ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))
             RETURNING id, topic, key, value, headers::text"""
         self.published = 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -65,12 +66,27 @@ def build_context(definition: ServiceDefinition, settings: Settings) -> ServiceC
     return context
 
 
+GC_GEN0_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Handlers allocate many short-lived containers (a decoded order is about thirty dicts) and almost no
+    reference cycles, which reference counting frees anyway. Python's default cycle collector (a pass every
+    700 allocations, and older generations scanning every object alive) cost about 15 % of placement's CPU.
+    What is alive once the service is built (modules, contracts, processes) is frozen out of the scans, and a
+    young-generation pass runs every 50,000 allocations instead."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, older, oldest)
+
+
 def create_app(definition: ServiceDefinition, settings: Settings) -> FastStream:
     context = build_context(definition, settings)
     engine, broker, relay = context.engine, context.broker, context.relay
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
+        tune_garbage_collector()
         stop = asyncio.Event()
         tasks = [asyncio.create_task(relay.run(stop), name=f"{definition.name}-relay")]
         tasks += [
