@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from uuid_utils.compat import uuid7
 
 
@@ -26,14 +26,25 @@ OrderReference = Annotated[
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"),
 ]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# The same rule as a pattern, checked by pydantic-core itself (no Python call per field of every message);
+# `control_characters_problem` words its refusal.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
+
+
+def control_characters_problem(value: str) -> str | None:
+    """Why `value` is refused for its control characters, or None when it has none."""
+    found = _CONTROL.search(value)
+    if found:
+        return f"must not contain control characters (found {found.group()!r} at position {found.start()})"
+    return None
 
 
 def no_control_characters(value: str) -> str:
     """Text that travels into e-mail headers, documents, ERPs and log lines: CR/LF and other control
     characters are refused (they are how header injection is done)."""
-    found = _CONTROL.search(value)
-    if found:
-        raise ValueError(f"must not contain control characters (found {found.group()!r} at position {found.start()})")
+    problem = control_characters_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -48,9 +59,7 @@ Email = Annotated[
     Field(json_schema_extra={"format": "email"}),
 ]
 
-CustomOrderReference = Annotated[
-    str, StringConstraints(min_length=1, max_length=255), AfterValidator(no_control_characters)
-]
+CustomOrderReference = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=NO_CONTROL_CHARACTERS)]
 
 
 def new_event_id() -> uuid.UUID:
@@ -102,3 +111,18 @@ Cause = dict[str, uuid.UUID]
 def caused_by(document: Mapping[str, Any]) -> Cause:
     """`Event.caused()` for an event held as a document (a dict of its contract's fields)."""
     return {"correlation_id": document["correlation_id"] or document["event_id"], "causation_id": document["event_id"]}
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A contract's refusal in words: each problem with where it is (`customer.email: ...`)."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        location = ".".join(str(part) for part in error["loc"]) or "(message)"
+        message = error["msg"]
+        pattern = error.get("ctx", {}).get("pattern") if error["type"] == "string_pattern_mismatch" else None
+        if pattern == EMAIL_PATTERN:
+            message = f"{error['input']!r} is not an e-mail address (name@domain, no spaces or control characters)"
+        elif pattern == NO_CONTROL_CHARACTERS:
+            message = control_characters_problem(error["input"]) or message
+        problems.append(f"{location}: {message}")
+    return "; ".join(problems)

@@ -5,20 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from schemas.envelope import Contract, CurrencyCode, Email, Event, MinorUnits, no_control_characters
+from schemas.envelope import NO_CONTROL_CHARACTERS, Contract, CurrencyCode, Email, Event, MinorUnits
 from schemas.items import ItemIdRanges, from_ranges
 
 # Names and address lines end up in e-mail headers, documents and ERPs: control characters (CR/LF above
 # all: header injection) are refused at the door.
-# Length checks first (done in pydantic-core), then the control-character check.
+# All checked by pydantic-core: surrounding whitespace stripped, then length, then the pattern.
 NonEmpty = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=255, strip_whitespace=True),
-    AfterValidator(no_control_characters),
+    str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True, pattern=NO_CONTROL_CHARACTERS)
 ]
-Text = Annotated[str, StringConstraints(max_length=255), AfterValidator(no_control_characters)]
+Text = Annotated[str, StringConstraints(max_length=255, pattern=NO_CONTROL_CHARACTERS)]
 ShortCode = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]

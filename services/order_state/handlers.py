@@ -122,8 +122,15 @@ async def place_orders(
         return
     # Columns as arrays, one INSERT ... SELECT unnest(...) for the whole batch: no per-row SQL to build.
     columns: dict[str, list[Any]] = defaultdict(list)
+    documents: dict[str, tuple[bytes, bytes, bytes]] = {}  # JSON kept for order.created too
     for item in placed:
         order = item.event
+        customer, billing, totals = (
+            to_json(order["customer"]),
+            to_json(order["billing_address"]),
+            to_json(order["totals"]),
+        )
+        documents[order["order_reference"]] = (customer, billing, totals)
         columns["order_reference"].append(order["order_reference"])
         columns["custom_order_reference"].append(order["custom_order_reference"])
         columns["store"].append(order["store"])
@@ -131,11 +138,11 @@ async def place_orders(
         columns["currency"].append(order["currency"])
         columns["price_mode"].append(order["price_mode"])
         columns["customer_reference"].append(order["customer"]["customer_reference"])
-        columns["customer"].append(to_json(order["customer"]).decode())
-        columns["billing_address"].append(to_json(order["billing_address"]).decode())
+        columns["customer"].append(customer.decode())
+        columns["billing_address"].append(billing.decode())
         columns["payment_method"].append(order["payment_method"])
         columns["process_name"].append(processes[order["order_reference"]])
-        columns["totals"].append(to_json(order["totals"]).decode())
+        columns["totals"].append(totals.decode())
         columns["placed_at"].append(order["placed_at"] or order["occurred_at"])
         columns["placed_event_id"].append(order["event_id"])
     stored = await uow.conn.execute(INSERT_ORDERS, columns)
@@ -157,8 +164,10 @@ async def place_orders(
     threshold = catalog.settings.split_threshold
     lines: list[tuple[Any, ...]] = []
     splits: list[list[ItemSplit]] = []
+    shipments: list[list[bytes]] = []
     for order_id, order in accepted:
         order_splits = []
+        order_shipments = []
         for number, line in enumerate(order["lines"], start=1):
             split = split_line(
                 line["quantity"],
@@ -173,6 +182,8 @@ async def place_orders(
                     f"{split.count * split.quantity_each}, not the ordered {line['quantity']}"
                 )
             order_splits.append(split)
+            shipment = to_json(line["shipment"])
+            order_shipments.append(shipment)
             lines.append(
                 (
                     order_id,
@@ -183,10 +194,11 @@ async def place_orders(
                     line["unit_price"],
                     line["tax_rate"],
                     line["is_quantity_splittable"],
-                    to_json(line["shipment"]).decode(),
+                    shipment.decode(),
                 )
             )
         splits.append(order_splits)
+        shipments.append(order_shipments)
     await copy_rows(uow.conn, "sales_order_line", LINE_COLUMNS, lines)
 
     reserved = await reserve_item_ids(uow.conn, sum(split.count for order in splits for split in order))
@@ -194,7 +206,7 @@ async def place_orders(
     plans: list[tuple[int, Plan]] = []
     entries: list[tuple[int, list[int], str]] = []
     taken = 0
-    for (order_id, order), order_splits in zip(accepted, splits, strict=True):
+    for (order_id, order), order_splits, order_shipments in zip(accepted, splits, shipments, strict=True):
         line_ids: list[list[int]] = []
         facts: list[ItemFacts] = []
         for line, split in zip(order["lines"], order_splits, strict=True):
@@ -229,7 +241,16 @@ async def place_orders(
             items["quantity"] += [split.quantity_each] * split.count
             items["state"] += [final[item_id] for item_id in ids]
         event_id = new_event_id()
-        created = order_created_json(order, event_id, cause, process_name, order_splits, line_ids, now)
+        created = order_created_json(
+            order,
+            event_id,
+            cause,
+            process_name,
+            order_splits,
+            line_ids,
+            now,
+            (*documents[reference], order_shipments),
+        )
         uow.publish_serialized(OrderCreated.TOPIC, reference, event_id, created)
         publish_outcome(uow, known, process_name, plan.moves[0].event if plan.moves else None, plan, cause)
     items["state_changed_at"] = [now] * len(items["id"])
@@ -247,10 +268,19 @@ def order_created_json(
     splits: list[ItemSplit],
     line_ids: list[list[int]],
     now: datetime,
+    serialized: tuple[bytes, bytes, bytes, list[bytes]] | None = None,
 ) -> bytes:
     """`order.created` as its contract's JSON, straight from the order.placed document: no OrderCreated
-    object built only to be serialised (`tests/unit/test_contracts.py` holds it to the contract)."""
-    return to_json(
+    object built only to be serialised. `serialized` is what placement already turned into JSON for its own
+    tables (customer, billing address, totals, each line's shipment), spliced in rather than serialised
+    twice. tests/unit/test_documents.py holds the result to the contract."""
+    customer, billing, totals, shipments = serialized or (
+        to_json(order["customer"]),
+        to_json(order["billing_address"]),
+        to_json(order["totals"]),
+        [to_json(line["shipment"]) for line in order["lines"]],
+    )
+    head = to_json(
         {
             "event_id": event_id,
             "event_type": OrderCreated.TOPIC,
@@ -263,31 +293,48 @@ def order_created_json(
             "locale": order["locale"],
             "currency": order["currency"],
             "price_mode": order["price_mode"],
-            "customer": order["customer"],
-            "billing_address": order["billing_address"],
             "process_name": process_name,
             "payment_method": order["payment_method"],
             "initial_state": INITIAL_STATE,
-            "lines": [
-                {
-                    "line_number": number,
-                    "sku": line["sku"],
-                    "name": line["name"],
-                    "quantity": line["quantity"],
-                    "unit_price": line["unit_price"],
-                    "tax_rate": line["tax_rate"],
-                    "is_quantity_splittable": line["is_quantity_splittable"],
-                    "is_bundle": line["is_bundle"],
-                    "shipment": line["shipment"],
-                    "item_id_ranges": to_ranges(ids),
-                    "item_count": split.count,
-                    "item_quantity": split.quantity_each,
-                }
-                for number, (line, split, ids) in enumerate(zip(order["lines"], splits, line_ids, strict=True), start=1)
-            ],
-            "totals": order["totals"],
             "placed_at": order["placed_at"] or order["occurred_at"],
         }
+    )
+    lines = b",".join(
+        to_json(
+            {
+                "line_number": number,
+                "sku": line["sku"],
+                "name": line["name"],
+                "quantity": line["quantity"],
+                "unit_price": line["unit_price"],
+                "tax_rate": line["tax_rate"],
+                "is_quantity_splittable": line["is_quantity_splittable"],
+                "is_bundle": line["is_bundle"],
+                "item_id_ranges": to_ranges(ids),
+                "item_count": split.count,
+                "item_quantity": split.quantity_each,
+            }
+        )[:-1]
+        + b',"shipment":'
+        + shipment
+        + b"}"
+        for number, (line, split, ids, shipment) in enumerate(
+            zip(order["lines"], splits, line_ids, shipments, strict=True), start=1
+        )
+    )
+    return b"".join(
+        (
+            head[:-1],
+            b',"customer":',
+            customer,
+            b',"billing_address":',
+            billing,
+            b',"totals":',
+            totals,
+            b',"lines":[',
+            lines,
+            b"]}",
+        )
     )
 
 

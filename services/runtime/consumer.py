@@ -26,7 +26,7 @@ from sqlalchemy import Table, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schemas.envelope import EMAIL_PATTERN, Event
+from schemas.envelope import Event, describe_validation_error
 from services.runtime.documents import document_validator
 from services.runtime.errors import is_transient
 from services.runtime.settings import Settings
@@ -44,17 +44,6 @@ class Incoming(Generic[E]):
 
 
 Handler = Callable[[UnitOfWork, Sequence[Incoming[E]]], Awaitable[None]]
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors(include_url=False):
-        location = ".".join(str(part) for part in error["loc"]) or "(message)"
-        message = error["msg"]
-        if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == EMAIL_PATTERN:
-            message = f"{error['input']!r} is not an e-mail address (name@domain, no spaces or control characters)"
-        problems.append(f"{location}: {message}")
-    return "; ".join(problems)
 
 
 def decode(record: ConsumerRecord, model: type[Event], *, as_document: bool = False) -> Any:

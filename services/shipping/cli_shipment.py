@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import Address, Shipment, ShipmentMethod, ShipmentSplitRequested
+from schemas.envelope import describe_validation_error
 from services.runtime.cli_support import CliError, publish_event, settings_or_error, with_connection
 from services.runtime.formatting import money
 
@@ -88,7 +89,9 @@ def resolve_method(key: str, shipments: list[dict[str, Any]], catalog: dict[str,
         try:
             return ShipmentMethod.model_validate({"key": key, **catalog[key]})
         except ValidationError as exc:
-            raise CliError(f"shipment method {key!r} in OMS_SHIPMENT_METHODS is invalid: {exc}") from exc
+            raise CliError(
+                f"shipment method {key!r} in OMS_SHIPMENT_METHODS is invalid: {describe_validation_error(exc)}"
+            ) from exc
     known = sorted({row["method"]["key"] for row in shipments} | set(catalog))
     raise CliError(f"unknown shipment method {key!r}; known: {', '.join(known) or 'none'}")
 
@@ -116,7 +119,7 @@ def split(
         except OSError as exc:
             raise CliError(f"cannot read {address}: {exc.strerror or exc}") from exc
         except ValidationError as exc:
-            raise CliError(f"{address} is not a valid address: {exc}") from exc
+            raise CliError(f"{address} is not a valid address: {describe_validation_error(exc)}") from exc
         try:
             requested = dt.date.fromisoformat(date) if date else None
         except ValueError as exc:

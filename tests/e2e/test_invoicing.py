@@ -155,7 +155,7 @@ async def test_a_name_carrying_a_header_injection_is_refused_and_never_mailed(se
         await reader.wait_for(lambda records: [r for r in records if r.key == key])
         (dead,) = [r for r in reader.records if r.key == key]
     reason = dict(dead.headers)["dlq.reason"].decode()
-    assert "customer.first_name: Value error, must not contain control characters (found '\\r' at position 4)" in reason
+    assert "customer.first_name: must not contain control characters (found '\\r' at position 4)" in reason
     await asyncio.sleep(1)
     assert not mails_to(servers.sink, "victim@example.com")
     assert not mails_to(servers.sink, order["customer"]["email"])

@@ -5,12 +5,16 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError, model_validator
+from pydantic_core import to_json
 
-from schemas import OrderPlaced
-from schemas.envelope import Contract
+from schemas import OrderCreated, OrderPlaced
+from schemas.envelope import Contract, caused_by, new_event_id
+from services.order_state.domain.splitting import ItemSplit
+from services.order_state.handlers import order_created_json
 from services.runtime.consumer import decode
 from services.runtime.documents import MissingDocumentCheck, document_validator
 from services.samples import sample_order
@@ -127,3 +131,39 @@ def test_what_cannot_be_an_e_mail_address_is_dead_lettered_with_a_clear_reason(a
         f"does not match the order.placed contract: customer.email: {address!r} is not an e-mail address "
         "(name@domain, no spaces or control characters)"
     )
+
+
+def test_order_created_written_from_a_document_is_exactly_the_contract():
+    sent = placed()
+    document = document_validator(OrderPlaced).validate_python(copy.deepcopy(sent))
+    splits = [ItemSplit(line["quantity"], 1) for line in document["lines"]]
+    ids, first = [], 101
+    for split in splits:
+        ids.append(list(range(first, first + split.count)))
+        first += split.count + 10  # a gap, so ranges are not one run
+    now = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+    event_id = new_event_id()
+    value = order_created_json(document, event_id, caused_by(document), "OmsDefault01", splits, ids, now)
+
+    serialized = tuple(to_json(document[part]) for part in ("customer", "billing_address", "totals"))
+    shipments = [to_json(line["shipment"]) for line in document["lines"]]
+    spliced = order_created_json(
+        document, event_id, caused_by(document), "OmsDefault01", splits, ids, now, (*serialized, shipments)
+    )
+    assert json.loads(spliced) == json.loads(value)  # placement's own JSON of the parts, spliced in
+
+    created = OrderCreated.model_validate_json(value)  # refuses unknown or missing fields
+    order = OrderPlaced.model_validate(sent)
+    assert created.event_id == event_id and created.occurred_at == now
+    assert (created.correlation_id, created.causation_id) == (order.event_id, order.event_id)
+    assert (created.customer, created.billing_address, created.totals) == (
+        order.customer,
+        order.billing_address,
+        order.totals,
+    )
+    assert [line.shipment for line in created.lines] == [line.shipment for line in order.lines]
+    assert [line.item_ids for line in created.lines] == ids
+    assert [(line.line_number, line.sku, line.quantity, line.item_count) for line in created.lines] == [
+        (number, line.sku, line.quantity, line.quantity) for number, line in enumerate(order.lines, start=1)
+    ]
+    assert created.placed_at == (order.placed_at or order.occurred_at) and created.initial_state == "new"
