@@ -168,6 +168,7 @@ async def place_orders(
     for order_id, order in accepted:
         order_splits = []
         order_shipments = []
+        last_shipment, shipment, shipment_text = None, b"", ""
         for number, line in enumerate(order["lines"], start=1):
             split = split_line(
                 line["quantity"],
@@ -182,7 +183,9 @@ async def place_orders(
                     f"{split.count * split.quantity_each}, not the ordered {line['quantity']}"
                 )
             order_splits.append(split)
-            shipment = to_json(line["shipment"])
+            if line["shipment"] != last_shipment:  # most orders ship every line to one address
+                last_shipment, shipment = line["shipment"], to_json(line["shipment"])
+                shipment_text = shipment.decode()
             order_shipments.append(shipment)
             lines.append(
                 (
@@ -194,7 +197,7 @@ async def place_orders(
                     line["unit_price"],
                     line["tax_rate"],
                     line["is_quantity_splittable"],
-                    shipment.decode(),
+                    shipment_text,
                 )
             )
         splits.append(order_splits)

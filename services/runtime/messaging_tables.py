@@ -36,7 +36,10 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("topic", Text, nullable=False),
         Column("key", LargeBinary, nullable=True),
         Column("value", LargeBinary, nullable=True),
+        # An event's headers (type, id, content type) are made by the relay from topic and event_id; a dead
+        # letter keeps its own (the original ones and the reason) here.
         Column("headers", JSONB, nullable=False, server_default="[]"),
+        Column("event_id", UUID(as_uuid=True), nullable=True),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         # Rows live for milliseconds: kept inline and uncompressed up to 8 kB (value's storage is EXTERNAL,
         # set by each service's migration, as SQLAlchemy cannot declare it).

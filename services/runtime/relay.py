@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.runtime.db import asyncpg_dsn
 from services.runtime.settings import Settings
-from services.runtime.unit_of_work import outbox_channel
+from services.runtime.unit_of_work import headers_of, outbox_channel
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class OutboxRelay:
         self._take = f"""
             DELETE FROM {outbox.schema}.{outbox.name} WHERE id = ANY(ARRAY(
                 SELECT id FROM {outbox.schema}.{outbox.name} ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))
-            RETURNING id, topic, key, value, headers::text"""
+            RETURNING id, topic, key, value, headers::text, event_id"""
         self.published = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -137,8 +137,9 @@ class OutboxRelay:
         futures = []
         for (topic, partition), group in by_partition.items():
             batch, size = self._producer.create_batch(), 0
-            for _, _, key, value, headers in group:
-                encoded = [(name, text.encode()) for name, text in json.loads(headers)]
+            for _, _, key, value, headers, event_id in group:
+                listed = headers_of(topic, event_id) if event_id is not None else json.loads(headers)
+                encoded = [(name, text.encode()) for name, text in listed]
                 while batch.append(key=key, value=value, timestamp=None, headers=encoded) is None:
                     if size == 0:  # larger than a whole batch: on its own
                         futures.append(

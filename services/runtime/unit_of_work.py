@@ -21,12 +21,14 @@ JSON = "application/json"
 
 
 class OutboxRow(NamedTuple):
-    """One outgoing message as the outbox keeps it (headers as a JSON list of [name, value])."""
+    """One outgoing message as the outbox keeps it. An event has its id (the relay adds the event headers);
+    a dead letter has no id and its headers as a JSON list of [name, value]."""
 
     topic: str
     key: bytes | None
     value: bytes | None
     headers: str
+    event_id: uuid.UUID | None = None
 
 
 OUTBOX_COLUMNS = OutboxRow._fields
@@ -34,7 +36,11 @@ OUTBOX_COLUMNS = OutboxRow._fields
 
 def event_headers(event: Event) -> list[tuple[str, str]]:
     """The Kafka headers of an event: its type and id repeated, and the content type."""
-    return [("event_type", event.event_type), ("event_id", str(event.event_id)), ("content-type", JSON)]
+    return headers_of(event.event_type, event.event_id)
+
+
+def headers_of(event_type: str, event_id: uuid.UUID) -> list[tuple[str, str]]:
+    return [("event_type", event_type), ("event_id", str(event_id)), ("content-type", JSON)]
 
 
 class UnitOfWork:
@@ -60,8 +66,8 @@ class UnitOfWork:
                 event_type,
                 order_reference.encode(),
                 value.encode() if isinstance(value, str) else value,
-                # Type and id are safe JSON strings as they are: no encoder needed for the busiest rows.
-                f'[["event_type", "{event_type}"], ["event_id", "{event_id}"], ["content-type", "{JSON}"]]',
+                "[]",
+                event_id,
             )
         )
 

@@ -63,6 +63,13 @@ async def test_placed_order_is_stored_invoiced_mailed_and_shipped(settings, serv
         await reader.wait_for(lambda _: reader.events(reference))
         created = reader.events(reference)
     assert len(created) == 1
+    # Keyed by the order reference, headers repeating type and id (the relay makes them from the outbox row).
+    (record,) = [r for r in reader.records if r.key == reference.encode()]
+    assert [(name, value.decode()) for name, value in record.headers] == [
+        ("event_type", "order.created"),
+        ("event_id", created[0]["event_id"]),
+        ("content-type", "application/json"),
+    ]
     assert sorted(i for line in created[0]["lines"] for i in expand(line["item_id_ranges"])) == [i.id for i in items]
     assert [line["item_count"] for line in created[0]["lines"]] == [2, 1, 1, 4]
     assert created[0]["custom_order_reference"] == order["custom_order_reference"]
