@@ -6,7 +6,9 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import Any
 
 from pydantic_core import to_json
@@ -56,29 +58,18 @@ _NO_STATE = State("(unknown)")
 INSERT_ORDERS = text(
     """
     INSERT INTO order_state.sales_order (order_reference, custom_order_reference, store, locale, currency,
-        price_mode, customer_reference, customer, billing_address, payment_method, process_name, totals,
+        price_mode, customer_reference, customer, billing_address, payment_method, process_name, totals, lines,
         placed_at, placed_event_id)
     SELECT * FROM unnest(CAST(:order_reference AS text[]), CAST(:custom_order_reference AS text[]),
         CAST(:store AS text[]), CAST(:locale AS text[]), CAST(:currency AS text[]), CAST(:price_mode AS text[]),
         CAST(:customer_reference AS text[]), CAST(:customer AS jsonb[]), CAST(:billing_address AS jsonb[]),
         CAST(:payment_method AS text[]), CAST(:process_name AS text[]), CAST(:totals AS jsonb[]),
-        CAST(:placed_at AS timestamptz[]), CAST(:placed_event_id AS uuid[]))
+        CAST(:lines AS json[]), CAST(:placed_at AS timestamptz[]), CAST(:placed_event_id AS uuid[]))
     ON CONFLICT (order_reference) DO NOTHING
     RETURNING id, order_reference
     """
 )
 
-LINE_COLUMNS = (
-    "order_id",
-    "line_number",
-    "sku",
-    "name",
-    "quantity",
-    "unit_price",
-    "tax_rate",
-    "is_quantity_splittable",
-    "shipment",
-)
 ITEM_COLUMNS = ("id", "order_id", "line_number", "sku", "quantity", "state", "state_changed_at")
 
 
@@ -100,75 +91,46 @@ def publish_rejection(
     )
 
 
+@dataclass
+class _Placement:
+    """One order.placed on its way in: how its lines split, its item ids, its JSON parts."""
+
+    incoming: Incoming[Document]
+    process_name: str
+    splits: list[ItemSplit] = field(default_factory=list)
+    line_ids: list[list[int]] = field(default_factory=list)
+    parts: dict[str, bytes] = field(default_factory=dict)  # customer, billing_address, totals, lines as JSON
+
+    @property
+    def order(self) -> Document:
+        return self.incoming.event
+
+
 async def place_orders(
     uow: UnitOfWork, incoming: Sequence[Incoming[Document]], catalog: ProcessCatalog, now: datetime | None = None
 ) -> None:
-    """Store each placed order with its lines and items, publish `order.created`, and let the process take
-    the items from their initial state (onEnter events, timeouts). order.placed is the busiest topic: orders
-    arrive as documents (dicts checked by the OrderPlaced contract, see services.runtime.documents), items
-    are planned before they are written and go in once, in their final state, with COPY."""
+    """Store each placed order with its items, publish `order.created`, and let the process take the items
+    from their initial state (onEnter events, timeouts). order.placed is the busiest topic: orders arrive as
+    documents (dicts checked by the OrderPlaced contract, see services.runtime.documents); the order is one
+    row that keeps its lines as placed (with their item id ranges); items are planned before they are
+    written and go in once, in their final state, with COPY; each part is serialised to JSON once, for the
+    table and for order.created alike."""
     now = now or datetime.now(UTC)
-    processes: dict[str, str] = {}
-    placed: list[Incoming[Document]] = []
+    placements: list[_Placement] = []
     for item in incoming:
         order = item.event
         try:
-            processes[order["order_reference"]] = catalog.choose(order["process_name"], order["payment_method"])
+            process_name = catalog.choose(order["process_name"], order["payment_method"])
         except UnknownProcess as exc:
             uow.dead_letter(item.record, str(exc))
             continue
-        placed.append(item)
-    if not placed:
-        return
-    # Columns as arrays, one INSERT ... SELECT unnest(...) for the whole batch: no per-row SQL to build.
-    columns: dict[str, list[Any]] = defaultdict(list)
-    documents: dict[str, tuple[bytes, bytes, bytes]] = {}  # JSON kept for order.created too
-    for item in placed:
-        order = item.event
-        customer, billing, totals = (
-            to_json(order["customer"]),
-            to_json(order["billing_address"]),
-            to_json(order["totals"]),
-        )
-        documents[order["order_reference"]] = (customer, billing, totals)
-        columns["order_reference"].append(order["order_reference"])
-        columns["custom_order_reference"].append(order["custom_order_reference"])
-        columns["store"].append(order["store"])
-        columns["locale"].append(order["locale"])
-        columns["currency"].append(order["currency"])
-        columns["price_mode"].append(order["price_mode"])
-        columns["customer_reference"].append(order["customer"]["customer_reference"])
-        columns["customer"].append(customer.decode())
-        columns["billing_address"].append(billing.decode())
-        columns["payment_method"].append(order["payment_method"])
-        columns["process_name"].append(processes[order["order_reference"]])
-        columns["totals"].append(totals.decode())
-        columns["placed_at"].append(order["placed_at"] or order["occurred_at"])
-        columns["placed_event_id"].append(order["event_id"])
-    stored = await uow.conn.execute(INSERT_ORDERS, columns)
-    order_ids = {reference: order_id for order_id, reference in stored}
-
-    accepted: list[tuple[int, Document]] = []
-    for item in placed:
-        reference = item.event["order_reference"]
-        order_id = order_ids.pop(reference, None)
-        if order_id is None:
-            uow.dead_letter(
-                item.record, f"order reference {reference!r} is already taken by another order.placed event"
-            )
-        else:
-            accepted.append((order_id, item.event))
-    if not accepted:
+        placements.append(_Placement(item, process_name))
+    if not placements:
         return
 
     threshold = catalog.settings.split_threshold
-    lines: list[tuple[Any, ...]] = []
-    splits: list[list[ItemSplit]] = []
-    shipments: list[list[bytes]] = []
-    for order_id, order in accepted:
-        order_splits = []
-        order_shipments = []
-        last_shipment, shipment, shipment_text = None, b"", ""
+    for placement in placements:
+        order = placement.order
         for number, line in enumerate(order["lines"], start=1):
             split = split_line(
                 line["quantity"],
@@ -182,49 +144,64 @@ async def place_orders(
                     f"line {number} of order {order['order_reference']}: items add up to "
                     f"{split.count * split.quantity_each}, not the ordered {line['quantity']}"
                 )
-            order_splits.append(split)
-            if line["shipment"] != last_shipment:  # most orders ship every line to one address
-                last_shipment, shipment = line["shipment"], to_json(line["shipment"])
-                shipment_text = shipment.decode()
-            order_shipments.append(shipment)
-            lines.append(
-                (
-                    order_id,
-                    number,
-                    line["sku"],
-                    line["name"],
-                    line["quantity"],
-                    line["unit_price"],
-                    line["tax_rate"],
-                    line["is_quantity_splittable"],
-                    shipment_text,
-                )
-            )
-        splits.append(order_splits)
-        shipments.append(order_shipments)
-    await copy_rows(uow.conn, "sales_order_line", LINE_COLUMNS, lines)
+            placement.splits.append(split)
 
-    reserved = await reserve_item_ids(uow.conn, sum(split.count for order in splits for split in order))
-    items: dict[str, list[Any]] = defaultdict(list)
+    # Item ids first: the lines keep their items' id ranges, and items are inserted in their final state.
+    reserved = await reserve_item_ids(uow.conn, sum(split.count for p in placements for split in p.splits))
+    taken = 0
+    columns: dict[str, list[Any]] = defaultdict(list)
+    for placement in placements:
+        order = placement.order
+        for split in placement.splits:
+            placement.line_ids.append(reserved[taken : taken + split.count])
+            taken += split.count
+        parts = placement.parts
+        parts["customer"] = to_json(order["customer"])
+        parts["billing_address"] = to_json(order["billing_address"])
+        parts["totals"] = to_json(order["totals"])
+        parts["lines"] = lines_json(order, placement.splits, placement.line_ids)
+        # Columns as arrays, one INSERT ... SELECT unnest(...) for the whole batch.
+        columns["order_reference"].append(order["order_reference"])
+        columns["custom_order_reference"].append(order["custom_order_reference"])
+        columns["store"].append(order["store"])
+        columns["locale"].append(order["locale"])
+        columns["currency"].append(order["currency"])
+        columns["price_mode"].append(order["price_mode"])
+        columns["customer_reference"].append(order["customer"]["customer_reference"])
+        columns["customer"].append(parts["customer"].decode())
+        columns["billing_address"].append(parts["billing_address"].decode())
+        columns["payment_method"].append(order["payment_method"])
+        columns["process_name"].append(placement.process_name)
+        columns["totals"].append(parts["totals"].decode())
+        columns["lines"].append(parts["lines"].decode())
+        columns["placed_at"].append(order["placed_at"] or order["occurred_at"])
+        columns["placed_event_id"].append(order["event_id"])
+    stored = await uow.conn.execute(INSERT_ORDERS, columns)
+    order_ids = {reference: order_id for order_id, reference in stored}
+
+    item_rows: list[tuple[Any, ...]] = []
     plans: list[tuple[int, Plan]] = []
     entries: list[tuple[int, list[int], str]] = []
-    taken = 0
-    for (order_id, order), order_splits, order_shipments in zip(accepted, splits, shipments, strict=True):
-        line_ids: list[list[int]] = []
+    for placement in placements:
+        order = placement.order
+        reference = order["order_reference"]
+        order_id = order_ids.pop(reference, None)
+        if order_id is None:  # its reserved item ids stay unused
+            uow.dead_letter(
+                placement.incoming.record,
+                f"order reference {reference!r} is already taken by another order.placed event",
+            )
+            continue
         facts: list[ItemFacts] = []
-        for line, split in zip(order["lines"], order_splits, strict=True):
-            ids = reserved[taken : taken + split.count]
-            taken += split.count
-            line_ids.append(ids)
-            sku, quantity = line["sku"], split.quantity_each
-            facts += [ItemFacts(item_id, sku, quantity, INITIAL_STATE) for item_id in ids]
-        reference, process_name, cause = order["order_reference"], processes[order["order_reference"]], caused_by(order)
+        for line, split, ids in zip(order["lines"], placement.splits, placement.line_ids, strict=True):
+            facts += map(ItemFacts, ids, repeat(line["sku"]), repeat(split.quantity_each), repeat(INITIAL_STATE))
+        cause = caused_by(order)
         known = OrderFacts(
             order_id,
             reference,
             order["custom_order_reference"],
             order["store"],
-            process_name,
+            placement.process_name,
             order["payment_method"],
             order["currency"],
             order["totals"]["grand_total"],
@@ -232,57 +209,68 @@ async def place_orders(
             order["customer"]["customer_reference"],
             cause["correlation_id"],
         )
-        plan = catalog.engine(process_name).enter(known, facts, now)
+        plan = catalog.engine(placement.process_name).enter(known, facts, now)
         plans.append((order_id, plan))
-        entries.append((order_id, [item_id for ids in line_ids for item_id in ids], INITIAL_STATE))
-        final = plan.final_states
-        for number, (line, split, ids) in enumerate(zip(order["lines"], order_splits, line_ids, strict=True), start=1):
-            items["id"] += ids
-            items["order_id"] += [order_id] * split.count
-            items["line_number"] += [number] * split.count
-            items["sku"] += [line["sku"]] * split.count
-            items["quantity"] += [split.quantity_each] * split.count
-            items["state"] += [final[item_id] for item_id in ids]
+        entries.append((order_id, [fact.id for fact in facts], INITIAL_STATE))
+        final = plan.final_states.__getitem__
+        for number, (line, split, ids) in enumerate(
+            zip(order["lines"], placement.splits, placement.line_ids, strict=True), start=1
+        ):
+            item_rows += zip(
+                ids,
+                repeat(order_id),
+                repeat(number),
+                repeat(line["sku"]),
+                repeat(split.quantity_each),
+                map(final, ids),
+                repeat(now),
+            )
         event_id = new_event_id()
-        created = order_created_json(
-            order,
-            event_id,
-            cause,
-            process_name,
-            order_splits,
-            line_ids,
-            now,
-            (*documents[reference], order_shipments),
-        )
+        created = order_created_json(order, event_id, cause, placement.process_name, now, placement.parts)
         uow.publish_serialized(OrderCreated.TOPIC, reference, event_id, created)
-        publish_outcome(uow, known, process_name, plan.moves[0].event if plan.moves else None, plan, cause)
-    items["state_changed_at"] = [now] * len(items["id"])
-    rows = zip(*(items[column] for column in ITEM_COLUMNS), strict=True)
-    await copy_rows(uow.conn, "sales_order_item", ITEM_COLUMNS, rows)
+        publish_outcome(uow, known, placement.process_name, plan.moves[0].event if plan.moves else None, plan, cause)
+    if not plans:
+        return
+    await copy_rows(uow.conn, "sales_order_item", ITEM_COLUMNS, item_rows)
     await record_plans(uow.conn, plans, now, entries=entries)  # the whole batch of orders in a few statements
-    log.info("stored %d orders", len(accepted))
+    log.info("stored %d orders", len(plans))
+
+
+def lines_json(order: Document, splits: list[ItemSplit], line_ids: list[list[int]]) -> bytes:
+    """The order's lines as order.created carries them (and the order row keeps them): each line as placed,
+    with its items as id ranges. Lines that share a shipment (most orders ship to one address) have it
+    serialised once."""
+    fragments = []
+    last_shipment, shipment = None, b""
+    for number, (line, split, ids) in enumerate(zip(order["lines"], splits, line_ids, strict=True), start=1):
+        if line["shipment"] != last_shipment:
+            last_shipment, shipment = line["shipment"], to_json(line["shipment"])
+        scalars = to_json(
+            {
+                "line_number": number,
+                "sku": line["sku"],
+                "name": line["name"],
+                "quantity": line["quantity"],
+                "unit_price": line["unit_price"],
+                "tax_rate": line["tax_rate"],
+                "is_quantity_splittable": line["is_quantity_splittable"],
+                "is_bundle": line["is_bundle"],
+                "item_id_ranges": to_ranges(ids),
+                "item_count": split.count,
+                "item_quantity": split.quantity_each,
+            }
+        )
+        fragments.append(scalars[:-1] + b',"shipment":' + shipment + b"}")
+    return b"[" + b",".join(fragments) + b"]"
 
 
 def order_created_json(
-    order: Document,
-    event_id: uuid.UUID,
-    cause: Cause,
-    process_name: str,
-    splits: list[ItemSplit],
-    line_ids: list[list[int]],
-    now: datetime,
-    serialized: tuple[bytes, bytes, bytes, list[bytes]] | None = None,
+    order: Document, event_id: uuid.UUID, cause: Cause, process_name: str, now: datetime, parts: dict[str, bytes]
 ) -> bytes:
     """`order.created` as its contract's JSON, straight from the order.placed document: no OrderCreated
-    object built only to be serialised. `serialized` is what placement already turned into JSON for its own
-    tables (customer, billing address, totals, each line's shipment), spliced in rather than serialised
-    twice. tests/unit/test_documents.py holds the result to the contract."""
-    customer, billing, totals, shipments = serialized or (
-        to_json(order["customer"]),
-        to_json(order["billing_address"]),
-        to_json(order["totals"]),
-        [to_json(line["shipment"]) for line in order["lines"]],
-    )
+    object built only to be serialised. `parts` are the JSON placement already made for the order row
+    (customer, billing_address, totals, lines), spliced in rather than serialised twice.
+    tests/unit/test_documents.py holds the result to the contract."""
     head = to_json(
         {
             "event_id": event_id,
@@ -302,43 +290,10 @@ def order_created_json(
             "placed_at": order["placed_at"] or order["occurred_at"],
         }
     )
-    lines = b",".join(
-        to_json(
-            {
-                "line_number": number,
-                "sku": line["sku"],
-                "name": line["name"],
-                "quantity": line["quantity"],
-                "unit_price": line["unit_price"],
-                "tax_rate": line["tax_rate"],
-                "is_quantity_splittable": line["is_quantity_splittable"],
-                "is_bundle": line["is_bundle"],
-                "item_id_ranges": to_ranges(ids),
-                "item_count": split.count,
-                "item_quantity": split.quantity_each,
-            }
-        )[:-1]
-        + b',"shipment":'
-        + shipment
-        + b"}"
-        for number, (line, split, ids, shipment) in enumerate(
-            zip(order["lines"], splits, line_ids, shipments, strict=True), start=1
-        )
-    )
-    return b"".join(
-        (
-            head[:-1],
-            b',"customer":',
-            customer,
-            b',"billing_address":',
-            billing,
-            b',"totals":',
-            totals,
-            b',"lines":[',
-            lines,
-            b"]}",
-        )
-    )
+    spliced = [head[:-1]]
+    for name in ("customer", "billing_address", "totals", "lines"):
+        spliced += (b',"', name.encode(), b'":', parts[name])
+    return b"".join(spliced) + b"}"
 
 
 async def trigger_item_events(

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     DateTime,
     Identity,
     Index,
     Integer,
     MetaData,
-    Numeric,
-    PrimaryKeyConstraint,
     Table,
     Text,
     UniqueConstraint,
@@ -43,24 +40,12 @@ sales_order = Table(
     Column("payment_method", Text, nullable=False),
     Column("process_name", Text, nullable=False),
     Column("totals", JSONB, nullable=False),
+    # The lines as placed, each with its items as id ranges (the `lines` of order.created): they never change,
+    # so they stay with the order instead of one row each (migration 0006).
+    Column("lines", JSON, nullable=False),
     Column("placed_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("placed_event_id", UUID(as_uuid=True), nullable=False),
-)
-
-sales_order_line = Table(
-    "sales_order_line",
-    metadata,
-    Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
-    Column("line_number", Integer, nullable=False),
-    Column("sku", Text, nullable=False),
-    Column("name", Text, nullable=False),
-    Column("quantity", Integer, nullable=False),
-    Column("unit_price", BigInteger, nullable=False),
-    Column("tax_rate", Numeric(6, 3), nullable=False),
-    Column("is_quantity_splittable", Boolean, nullable=False),
-    Column("shipment", JSON, nullable=False),  # as checkout sent it; nothing queries inside (migration 0004)
-    PrimaryKeyConstraint("order_id", "line_number"),
 )
 
 sales_order_item = Table(
