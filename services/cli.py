@@ -211,8 +211,17 @@ def up(
     keep_data: Annotated[
         bool, typer.Option(help="Keep the database of the last run (the broker never keeps data).")
     ] = False,
+    replicas: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--replicas",
+            metavar="SERVICE=N",
+            help="Run N processes of SERVICE in its consumer groups, e.g. order_state=2 (one per CPU core pays).",
+        ),
+    ] = None,
 ) -> None:
     """Run everything on this machine: PostgreSQL, a Kafka-compatible broker, an SMTP sink, all services."""
+    counts = _replica_counts(replicas or [])
     from services.runtime.embedded import EmbeddedStack, ServiceProcess
     from services.runtime.migrations import upgrade_all
     from services.runtime.topics import ensure_topics
@@ -244,9 +253,11 @@ def up(
         asyncio.run(upgrade_all(settings))
         asyncio.run(ensure_topics(settings))
         for name in SERVICES:
-            process = ServiceProcess(name, env, stack.logs_dir / f"{name}.log")
-            process.start()
-            processes.append(process)
+            for replica in range(counts.get(name, 1)):
+                log_name = f"{name}.log" if replica == 0 else f"{name}-{replica + 1}.log"
+                process = ServiceProcess(name, env, stack.logs_dir / log_name)
+                process.start()
+                processes.append(process)
         references: list[str] = []
         if samples:
             references = asyncio.run(publish_samples_async(settings, samples))
@@ -285,6 +296,18 @@ def up(
             process.stop()
         stack.stop()
         typer.echo("stopped.")
+
+
+def _replica_counts(options: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for option in options:
+        name, _, number = option.partition("=")
+        if name not in SERVICES:
+            raise CliError(f"--replicas {option!r}: unknown service {name!r}; one of: {', '.join(SERVICES)}")
+        if not number.isdigit() or not 1 <= int(number) <= 16:
+            raise CliError(f"--replicas {option!r}: give SERVICE=N with N from 1 to 16")
+        counts[name] = int(number)
+    return counts
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ from services.order_state.state_store import (
 )
 from services.order_state.tables import sales_order, sales_order_item
 from services.runtime.consumer import Incoming
+from services.runtime.db import any_id
 from services.runtime.documents import Document
 from services.runtime.errors import PermanentError
 from services.runtime.settings import Settings
@@ -232,7 +233,7 @@ async def place_orders(
     if not plans:
         return
     await copy_rows(uow.conn, "sales_order_item", ITEM_COLUMNS, item_rows)
-    await record_plans(uow.conn, plans, now, entries=entries)  # the whole batch of orders in a few statements
+    await record_plans(uow.conn, plans, now, entries=entries, new_orders=True)  # a few statements in all
     log.info("stored %d orders", len(plans))
 
 
@@ -372,7 +373,7 @@ async def assign_shipments(
         await uow.conn.execute(
             update(sales_order_item)
             .where(
-                sales_order_item.c.id.in_(fact.item_ids),
+                sales_order_item.c.id == any_id(fact.item_ids),
                 sales_order_item.c.order_id
                 == select(sales_order.c.id)
                 .where(sales_order.c.order_reference == fact.order_reference)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from asyncpg import Range
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -121,11 +122,6 @@ async def reserve_item_ids(conn: AsyncConnection, count: int) -> list[int]:
     )
 
 
-def multirange(item_ids: list[int]) -> str:
-    """PostgreSQL int8multirange text for a list of ids: [1, 2, 3, 7] -> {[1,4),[7,8)}."""
-    return "{" + ",".join(f"[{first},{last + 1})" for first, last in to_ranges(item_ids)) + "}"
-
-
 async def record_entry(conn: AsyncConnection, order_ids: list[int], state: str, now: datetime) -> None:
     """History rows for newly created items (from no state into the initial one), one per order."""
     await conn.execute(
@@ -169,34 +165,52 @@ async def write_plans(conn: AsyncConnection, plans: list[tuple[int, Plan]], now:
 _RECORD_HISTORY = text(
     """INSERT INTO order_state.sales_order_item_state_history
            (order_id, item_ids, item_count, from_state, to_state, event, changed_at)
-       SELECT order_id, CAST(item_ids AS int8multirange), item_count, from_state, to_state, event, :now
-       FROM unnest(CAST(:order_id AS bigint[]), CAST(:ids AS text[]), CAST(:count AS int[]),
-                   CAST(:source AS text[]), CAST(:target AS text[]), CAST(:event AS text[]))
-            AS h(order_id, item_ids, item_count, from_state, to_state, event)"""
+       SELECT * FROM unnest(CAST(:order_id AS bigint[]), CAST(:item_ids AS int8multirange[]),
+                            CAST(:item_count AS int[]), CAST(:from_state AS text[]), CAST(:to_state AS text[]),
+                            CAST(:event AS text[]), CAST(:changed_at AS timestamptz[]))"""
 )
 _RECORD_TIMEOUTS = text(
     """INSERT INTO order_state.state_timeout (order_id, state, event, entered_at, due_at)
-       SELECT order_id, state, event, :now, due_at
-       FROM unnest(CAST(:order_id AS bigint[]), CAST(:state AS text[]), CAST(:event AS text[]),
-                   CAST(:due_at AS timestamptz[])) AS t(order_id, state, event, due_at)
+       SELECT * FROM unnest(CAST(:order_id AS bigint[]), CAST(:state AS text[]), CAST(:event AS text[]),
+                            CAST(:entered_at AS timestamptz[]), CAST(:due_at AS timestamptz[]))
        ON CONFLICT DO NOTHING"""
 )
 _RECORD_CHECKS = text(
     """INSERT INTO order_state.state_condition_check (order_id, state, entered_at, next_check_at)
-       SELECT order_id, state, :now, :now FROM unnest(CAST(:order_id AS bigint[]), CAST(:state AS text[]))
-            AS c(order_id, state)
+       SELECT * FROM unnest(CAST(:order_id AS bigint[]), CAST(:state AS text[]),
+                            CAST(:entered_at AS timestamptz[]), CAST(:next_check_at AS timestamptz[]))
        ON CONFLICT DO NOTHING"""
 )
 _RECORD_COMMANDS = text(
     """INSERT INTO order_state.transition_log
            (order_id, event, command, source_state, target_state, item_ids, item_count, error, created_at)
-       SELECT order_id, event, command, source_state, target_state, CAST(item_ids AS int8multirange), item_count,
-              error, :now
-       FROM unnest(CAST(:order_id AS bigint[]), CAST(:event AS text[]), CAST(:command AS text[]),
-                   CAST(:source AS text[]), CAST(:target AS text[]), CAST(:ids AS text[]), CAST(:count AS int[]),
-                   CAST(:error AS text[]))
-            AS c(order_id, event, command, source_state, target_state, item_ids, item_count, error)"""
+       SELECT * FROM unnest(CAST(:order_id AS bigint[]), CAST(:event AS text[]), CAST(:command AS text[]),
+                            CAST(:source_state AS text[]), CAST(:target_state AS text[]),
+                            CAST(:item_ids AS int8multirange[]), CAST(:item_count AS int[]),
+                            CAST(:error AS text[]), CAST(:created_at AS timestamptz[]))"""
 )
+
+
+HISTORY_COLUMNS = ("order_id", "item_ids", "item_count", "from_state", "to_state", "event", "changed_at")
+TIMEOUT_COLUMNS = ("order_id", "state", "event", "entered_at", "due_at")
+CHECK_COLUMNS = ("order_id", "state", "entered_at", "next_check_at")
+COMMAND_COLUMNS = (
+    "order_id",
+    "event",
+    "command",
+    "source_state",
+    "target_state",
+    "item_ids",
+    "item_count",
+    "error",
+    "created_at",
+)
+
+
+def ranges_of(item_ids: list[int]) -> tuple[Range, ...]:
+    """Ids as the half-open ranges of an int8multirange: [1, 2, 3, 7] -> [1,4), [7,8). A tuple: in an array
+    of multiranges, asyncpg would take a list for a dimension of the array."""
+    return tuple(Range(first, last + 1) for first, last in to_ranges(item_ids))
 
 
 async def record_plans(
@@ -205,50 +219,48 @@ async def record_plans(
     now: datetime,
     *,
     entries: list[tuple[int, list[int], str]] | None = None,
+    new_orders: bool = False,
 ) -> None:
     """Everything of the plans but the item states: history, timeouts, condition checks and command log,
-    one statement per kind of record (columns as arrays) for all orders. `entries` are items just created:
-    (order id, item ids, initial state), recorded in the history before the moves."""
-    history: dict[str, list[Any]] = defaultdict(list)
-    timeouts: dict[str, list[Any]] = defaultdict(list)
-    checks: dict[str, list[Any]] = defaultdict(list)
-    commands: dict[str, list[Any]] = defaultdict(list)
-
-    def history_row(order_id: int, ids: list[int], source: str | None, target: str, event: str | None) -> None:
-        history["order_id"].append(order_id)
-        history["ids"].append(multirange(ids))
-        history["count"].append(len(ids))
-        history["source"].append(source)
-        history["target"].append(target)
-        history["event"].append(event)
-
-    for order_id, ids, state in entries or ():
-        history_row(order_id, ids, None, state, None)
+    one statement per kind of record for all orders. `entries` are items just created: (order id, item ids,
+    initial state), recorded in the history before the moves. With `new_orders` (orders created in this
+    transaction: nothing of theirs can exist yet) the rows go in with COPY."""
+    history: list[tuple[Any, ...]] = [
+        (order_id, ranges_of(ids), len(ids), None, state, None, now) for order_id, ids, state in entries or ()
+    ]
+    timeouts: list[tuple[Any, ...]] = []
+    checks: list[tuple[Any, ...]] = []
+    commands: list[tuple[Any, ...]] = []
     for order_id, plan in plans:
-        for move in plan.moves:
-            history_row(order_id, move.item_ids, move.source, move.target, move.event)
-        for timeout in plan.timeouts:
-            timeouts["order_id"].append(order_id)
-            timeouts["state"].append(timeout.state)
-            timeouts["event"].append(timeout.event)
-            timeouts["due_at"].append(timeout.due_at)
-        for state in plan.condition_checks:
-            checks["order_id"].append(order_id)
-            checks["state"].append(state)
-        for run in plan.commands:
-            commands["order_id"].append(order_id)
-            commands["event"].append(run.event)
-            commands["command"].append(run.command)
-            commands["source"].append(run.source)
-            commands["target"].append(run.target)
-            commands["ids"].append(multirange(run.item_ids))
-            commands["count"].append(len(run.item_ids))
-            commands["error"].append(run.error)
-    for statement, columns in (
-        (_RECORD_HISTORY, history),
-        (_RECORD_TIMEOUTS, timeouts),
-        (_RECORD_CHECKS, checks),
-        (_RECORD_COMMANDS, commands),
+        history += [
+            (order_id, ranges_of(move.item_ids), len(move.item_ids), move.source, move.target, move.event, now)
+            for move in plan.moves
+        ]
+        timeouts += [(order_id, timeout.state, timeout.event, now, timeout.due_at) for timeout in plan.timeouts]
+        checks += [(order_id, state, now, now) for state in plan.condition_checks]
+        commands += [
+            (
+                order_id,
+                run.event,
+                run.command,
+                run.source,
+                run.target,
+                ranges_of(run.item_ids),
+                len(run.item_ids),
+                run.error,
+                now,
+            )
+            for run in plan.commands
+        ]
+    for table, columns, rows, statement in (
+        ("sales_order_item_state_history", HISTORY_COLUMNS, history, _RECORD_HISTORY),
+        ("state_timeout", TIMEOUT_COLUMNS, timeouts, _RECORD_TIMEOUTS),
+        ("state_condition_check", CHECK_COLUMNS, checks, _RECORD_CHECKS),
+        ("transition_log", COMMAND_COLUMNS, commands, _RECORD_COMMANDS),
     ):
-        if columns:
-            await conn.execute(statement, {**columns, "now": now})
+        if not rows:
+            continue
+        if new_orders:
+            await copy_rows(conn, table, columns, rows)
+        else:  # timeouts and checks may exist already: the statements skip those
+            await conn.execute(statement, dict(zip(columns, map(list, zip(*rows, strict=True)), strict=True)))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from sqlalchemy import BigInteger, ColumnElement, any_, literal
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.runtime.settings import Settings
@@ -20,3 +24,9 @@ def create_engine(settings: Settings, service: str) -> AsyncEngine:
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
     """The plain libpq-style URL asyncpg.connect() takes, from a SQLAlchemy URL."""
     return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def any_id(ids: Iterable[int]) -> ColumnElement[int]:
+    """`column == any_id(ids)`: one array parameter, however many ids (an IN list is one parameter per id,
+    and PostgreSQL's protocol stops at 32,767: a shipment of 100,000 items would never be recorded)."""
+    return any_(literal(list(ids), ARRAY(BigInteger)))

@@ -26,6 +26,7 @@ from schemas import (
 )
 from schemas.envelope import Event
 from services.runtime.consumer import Incoming
+from services.runtime.db import any_id
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
 from services.shipping.domain.grouping import ShipmentGroup, group_items, shipment_key
@@ -128,7 +129,7 @@ async def _items_of(uow: UnitOfWork, shipment_ids: list[int]) -> dict[int, list[
     result = await uow.conn.execute(
         select(shipment_item.c.shipment_id, shipment_item.c.item_id, item_state.c.state)
         .select_from(shipment_item.outerjoin(item_state, item_state.c.item_id == shipment_item.c.item_id))
-        .where(shipment_item.c.shipment_id.in_(shipment_ids))
+        .where(shipment_item.c.shipment_id == any_id(shipment_ids))
         .order_by(shipment_item.c.item_id)
     )
     items: dict[int, list[tuple[int, str | None]]] = {shipment_id: [] for shipment_id in shipment_ids}
@@ -222,13 +223,13 @@ async def split_shipments(
         moved = [item_id for items in moves.values() for item_id in items]
         if moved:
             await uow.conn.execute(
-                update(shipment_item).where(shipment_item.c.item_id.in_(moved)).values(shipment_id=target_id)
+                update(shipment_item).where(shipment_item.c.item_id == any_id(moved)).values(shipment_id=target_id)
             )
         affected = sorted({target_id, *moves})
         contents = await _items_of(uow, affected)
         removed = [shipment_id for shipment_id in moves if not contents[shipment_id]]
         if removed:
-            await uow.conn.execute(delete(shipment).where(shipment.c.id.in_(removed)))
+            await uow.conn.execute(delete(shipment).where(shipment.c.id == any_id(removed)))
         for source, items in moves.items():
             uow.publish(
                 ShipmentSplit(
@@ -289,13 +290,13 @@ async def follow_item_states(
         touched.update(
             (
                 await uow.conn.execute(
-                    select(shipment_item.c.shipment_id).distinct().where(shipment_item.c.item_id.in_(ids))
+                    select(shipment_item.c.shipment_id).distinct().where(shipment_item.c.item_id == any_id(ids))
                 )
             ).scalars()
         )
     if not touched:
         return
-    rows = {row.id: row for row in await uow.conn.execute(select(shipment).where(shipment.c.id.in_(touched)))}
+    rows = {row.id: row for row in await uow.conn.execute(select(shipment).where(shipment.c.id == any_id(touched)))}
     contents = await _items_of(uow, sorted(rows))
     now = datetime.now(UTC)
     cause = changes[-1].event

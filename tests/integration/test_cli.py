@@ -51,6 +51,7 @@ def test_committed_json_schemas_are_current_according_to_the_cli():
 
 
 def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path):
+    """`oms up` with two order_state replicas: the sample orders make it through, Ctrl-C stops every process."""
     data_dir = tmp_path / "oms"
     process = subprocess.Popen(
         [
@@ -68,6 +69,8 @@ def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path):
             "0",
             "--smtp-port",
             "0",
+            "--replicas",
+            "order_state=2",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -88,7 +91,14 @@ def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path):
         assert f"e-mails         : {data_dir.resolve() / 'mail'}" in text
         assert f"logs            : {data_dir.resolve() / 'logs'}" in text
         children = psutil.Process(process.pid).children(recursive=True)
-        assert len(children) >= 5  # PostgreSQL, Tansu and three services (and their helpers)
+        assert len(children) >= 6  # PostgreSQL, Tansu and the services (and their helpers)
+        services = [" ".join(child.cmdline()[-2:]) for child in children if "services" in child.cmdline()]
+        assert sorted(services) == [
+            "service invoicing",
+            "service order_state",
+            "service order_state",  # --replicas order_state=2: two members of its consumer groups
+            "service shipping",
+        ]
 
         # The sample orders make it through: two invoice e-mails land in the sink's folder.
         mails: list[ReceivedMail] = []

@@ -183,8 +183,19 @@ class Engine:
                 plan.refused.extend(Refusal(item.id, state, reason) for item in group)
             return []
         by_transition: dict[Transition, list[ItemFacts]] = defaultdict(list)
+        order_level = self.plugins.order_level
         if all(t.condition is None for t in transitions):
             by_transition[transitions[0]] = group
+        elif all(t.condition is None or t.condition in order_level for t in transitions):
+            # Conditions about the order only: one answer for the whole group.
+            first = group[0] if group[0].state == state else group[0]._replace(state=state)
+            chosen = self.choose(transitions, order, first)
+            if chosen is not None:
+                by_transition[chosen] = group
+            elif refuse:
+                what = f'event "{event}"' if event is not None else "the transitions without an event"
+                reason = f'no condition of {what} holds in state "{state}"'
+                plan.refused.extend(Refusal(item.id, state, reason) for item in group)
         else:
             for item in group:
                 chosen = self.choose(transitions, order, item if item.state == state else item._replace(state=state))

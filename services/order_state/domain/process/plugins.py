@@ -68,10 +68,18 @@ class PluginRegistry:
     conditions: dict[str, Condition] = field(default_factory=dict)
     commands: dict[str, Command] = field(default_factory=dict)
     timeout_processors: dict[str, TimeoutProcessor] = field(default_factory=dict)
+    order_level: set[str] = field(default_factory=set)  # conditions that look at the order only
 
-    def condition(self, name: str) -> Callable[[Condition], Condition]:
+    def condition(self, name: str, *, order_level: bool = False) -> Callable[[Condition], Condition]:
+        """Register a condition. `order_level=True` declares that it looks at the order only (payment, store,
+        totals), never at the item: the engine then asks it once for a group of items, not once per item."""
+
         def register(function: Condition) -> Condition:
             self.conditions[name] = function
+            if order_level:
+                self.order_level.add(name)
+            else:
+                self.order_level.discard(name)
             return function
 
         return register
@@ -91,7 +99,9 @@ class PluginRegistry:
         return register
 
     def copy(self) -> PluginRegistry:
-        return PluginRegistry(dict(self.conditions), dict(self.commands), dict(self.timeout_processors))
+        return PluginRegistry(
+            dict(self.conditions), dict(self.commands), dict(self.timeout_processors), set(self.order_level)
+        )
 
 
 DECLINED_PAYMENT_METHODS = frozenset({"dummyPaymentDeclined"})
@@ -105,11 +115,11 @@ def _no_op(call: CommandCall) -> None:
 def default_registry() -> PluginRegistry:
     registry = PluginRegistry()
 
-    @registry.condition("DummyPayment/IsAuthorized")
+    @registry.condition("DummyPayment/IsAuthorized", order_level=True)
     def is_authorized(order: OrderFacts, item: ItemFacts) -> bool:
         return order.payment_method not in DECLINED_PAYMENT_METHODS
 
-    @registry.condition("DummyPayment/IsPayed")
+    @registry.condition("DummyPayment/IsPayed", order_level=True)
     def is_payed(order: OrderFacts, item: ItemFacts) -> bool:
         return order.payment_method not in UNPAID_PAYMENT_METHODS | DECLINED_PAYMENT_METHODS
 
@@ -117,7 +127,7 @@ def default_registry() -> PluginRegistry:
     def is_gift_card(order: OrderFacts, item: ItemFacts) -> bool:
         return item.sku.upper().startswith("GIFT")
 
-    @registry.condition("Oms/Always")
+    @registry.condition("Oms/Always", order_level=True)
     def always(order: OrderFacts, item: ItemFacts) -> bool:
         return True
 

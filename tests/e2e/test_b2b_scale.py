@@ -1,0 +1,60 @@
+"""A B2B order of 100,000 + 1,000,000 units through the running system: placed, shipped, paid."""
+
+from __future__ import annotations
+
+from services.runtime.embedded import wait_until
+from tests.support import new_order, publish_orders, request_event, rows, scalar
+
+UNITS = 100_000
+
+
+async def test_an_order_of_100000_items_is_stored_shipped_and_moved_as_one(settings, services, engine):
+    order = new_order(1)
+    template = order["lines"][0]
+    order["lines"] = [
+        dict(template, sku="SCREW-M4", quantity=UNITS, unit_price=2, is_quantity_splittable=True),
+        dict(template, sku="WASHER-M4", quantity=1_000_000, unit_price=1, is_quantity_splittable=False),
+    ]
+    order["totals"]["subtotal"] = UNITS * 2 + 1_000_000
+    reference = order["order_reference"]
+    await publish_orders(settings, [order])
+
+    async def items_with_a_shipment() -> int | None:
+        counted = await scalar(
+            engine,
+            """SELECT count(i.shipment_id) FROM order_state.sales_order_item i
+               JOIN order_state.sales_order o ON o.id = i.order_id WHERE o.order_reference = :r""",
+            r=reference,
+        )
+        return counted if counted == UNITS + 1 else None
+
+    # order_state stores 100,001 items; shipping makes one shipment of them all and announces it with
+    # ranges; order_state records every item's shipment (one array parameter, not 100,001).
+    assert await wait_until(items_with_a_shipment, timeout=120) == UNITS + 1
+    (shipment,) = await rows(
+        engine,
+        """SELECT s.id, count(i.item_id) AS items FROM shipping.shipment s
+           JOIN shipping.shipment_item i ON i.shipment_id = s.id WHERE s.order_reference = :r GROUP BY s.id""",
+        r=reference,
+    )
+    assert shipment.items == UNITS + 1
+
+    # Paying moves every item to confirmed; shipping learns all their states from item.state_changed.
+    await request_event(settings, reference, "pay")
+
+    async def shipping_knows_them_confirmed() -> bool:
+        confirmed = await scalar(
+            engine,
+            "SELECT count(*) FROM shipping.item_state WHERE order_reference = :r AND state = 'confirmed'",
+            r=reference,
+        )
+        return confirmed == UNITS + 1
+
+    assert await wait_until(shipping_knows_them_confirmed, timeout=120)
+    states = await rows(
+        engine,
+        """SELECT i.state, count(*) AS n FROM order_state.sales_order_item i
+           JOIN order_state.sales_order o ON o.id = i.order_id WHERE o.order_reference = :r GROUP BY i.state""",
+        r=reference,
+    )
+    assert [(row.state, row.n) for row in states] == [("confirmed", UNITS + 1)]
