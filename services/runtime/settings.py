@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
 
     # Consuming
-    consumer_batch_size: int = 500
+    consumer_batch_size: int = 1_000
     consumer_max_attempts: int = Field(default=3, description="Attempts before a failing message is dead-lettered.")
     retry_backoff_max_seconds: float = 30.0
     relay_batch_size: int = 1_000
