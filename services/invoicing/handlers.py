@@ -28,7 +28,14 @@ from schemas import (
 from services.invoicing.domain.document import compute_figures
 from services.invoicing.domain.numbering import format_invoice_reference
 from services.invoicing.render import render_invoice
-from services.invoicing.tables import credit_note, invoice, invoice_email, invoice_sequence, order_snapshot
+from services.invoicing.tables import (
+    canceled_order,
+    credit_note,
+    invoice,
+    invoice_email,
+    invoice_sequence,
+    order_snapshot,
+)
 from services.runtime.consumer import Incoming
 from services.runtime.errors import RetryLater
 from services.runtime.settings import Settings
@@ -126,10 +133,20 @@ async def generate_invoices(
             await uow.conn.execute(select(invoice.c.order_reference).where(invoice.c.order_reference.in_(references)))
         ).scalars()
     )
+    canceled = set(
+        (
+            await uow.conn.execute(
+                select(canceled_order.c.order_reference).where(canceled_order.c.order_reference.in_(references))
+            )
+        ).scalars()
+    )
     todo: dict[str, OrderCreated] = {}
     for order in orders:
         if order.order_reference in existing or order.order_reference in todo:
             log.info("invoice for %s exists already", order.order_reference)
+            continue
+        if order.order_reference in canceled:
+            log.info("%s was canceled before it was invoiced: no invoice", order.order_reference)
             continue
         todo[order.order_reference] = order
     if not todo:
@@ -314,6 +331,21 @@ async def follow_cancellations(
         )
         if stopped.all():
             log.info("invoice e-mail of %s not sent: order canceled", canceled.order_reference)
+            continue
+        invoiced = await uow.conn.scalar(
+            select(invoice.c.id).where(invoice.c.order_reference == canceled.order_reference)
+        )
+        if invoiced is None:  # canceled before its invoice was made (order.created may still be on its way)
+            await uow.conn.execute(
+                insert(canceled_order)
+                .values(
+                    order_reference=canceled.order_reference,
+                    canceled_at=canceled.occurred_at,
+                    source_event_id=canceled.event_id,
+                )
+                .on_conflict_do_nothing()
+            )
+            log.info("%s canceled before it was invoiced: it will not be", canceled.order_reference)
             continue
         await issue_credit_note(uow, canceled, settings)
 

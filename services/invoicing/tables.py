@@ -34,6 +34,16 @@ order_snapshot = Table(
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Orders canceled in full before their invoice was made: order.canceled and order.created come through
+# different topics, so the cancellation can arrive first; such an order is never invoiced.
+canceled_order = Table(
+    "canceled_order",
+    metadata,
+    Column("order_reference", Text, primary_key=True),
+    Column("canceled_at", DateTime(timezone=True), nullable=False),
+    Column("source_event_id", UUID(as_uuid=True), nullable=False),
+)
+
 invoice_sequence = Table(
     "invoice_sequence",
     metadata,

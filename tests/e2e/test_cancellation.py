@@ -237,3 +237,34 @@ async def test_an_invoice_already_mailed_is_cancelled_by_a_credit_note(settings,
     assert f"Cancels invoice:             {invoice.invoice_reference}" in text
     assert "-€" in text  # negative amounts
     assert invoice_mail.message["Subject"].startswith(f"Invoice {invoice.invoice_reference}")
+
+
+async def test_an_order_canceled_before_invoicing_heard_of_it_is_never_invoiced(settings, services, engine, servers):
+    """order.canceled and order.created reach invoicing through different topics: the cancellation can come
+    first. Here it does, on purpose; the order that follows is not invoiced and nobody gets an e-mail."""
+    from tests.support import mails_to, rows, scalar
+
+    order = new_order(1)
+    reference, email = order["order_reference"], order["customer"]["email"]
+    canceled = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "order.canceled",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "order_reference": reference,
+        "requested_by_role": "back_office",
+        "reason": "fraud suspected",
+        "item_id_ranges": [[1, 1]],
+        "whole_order": True,
+    }
+    await publish_raw(settings, "order.canceled", [(reference.encode(), json.dumps(canceled).encode())])
+    await wait_until(
+        lambda: scalar(engine, "SELECT 1 FROM invoicing.canceled_order WHERE order_reference = :r", r=reference)
+    )
+
+    await publish_orders(settings, [order])
+    await wait_until(
+        lambda: scalar(engine, "SELECT 1 FROM invoicing.order_snapshot WHERE order_reference = :r", r=reference)
+    )
+    await settle(2)
+    assert await rows(engine, "SELECT 1 FROM invoicing.invoice WHERE order_reference = :r", r=reference) == []
+    assert mails_to(servers.sink, email) == []
