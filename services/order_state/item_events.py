@@ -43,8 +43,8 @@ def publish_outcome(
         for item_id, state in changed.items():
             groups[(original[item_id], state)].append(item_id)
         event_id = new_event_id()
-        # Serialised straight from a dict (it is written for every order placed); tests/unit/test_contracts.py
-        # holds it to the ItemStateChanged contract.
+        # Serialised straight from a dict (it is written for every order placed); the placement tests
+        # (tests/integration/test_placement_rules.py) hold it to the ItemStateChanged contract.
         value = to_json(
             {
                 "event_id": event_id,
