@@ -11,6 +11,7 @@ from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.envelope import Event
+from services.runtime.errors import PermanentError
 
 
 def dlq_topic(service: str) -> str:
@@ -18,6 +19,7 @@ def dlq_topic(service: str) -> str:
 
 
 JSON = "application/json"
+MAX_MESSAGE_BYTES = 1_000_000  # Kafka's default message.max.bytes is 1,048,588; headers and framing need room
 
 
 class OutboxRow(NamedTuple):
@@ -61,15 +63,14 @@ class UnitOfWork:
     ) -> None:
         """Queue an event already serialised to its contract's JSON (for the busiest paths, where building the
         pydantic object only to serialise it would cost more than the rest of the work)."""
-        self._pending.append(
-            OutboxRow(
-                event_type,
-                order_reference.encode(),
-                value.encode() if isinstance(value, str) else value,
-                "[]",
-                event_id,
+        encoded = value.encode() if isinstance(value, str) else value
+        if len(encoded) > MAX_MESSAGE_BYTES:
+            # Kafka would refuse it, and an event the relay cannot publish would hold up every later one.
+            raise PermanentError(
+                f"{event_type} for {order_reference} would be {len(encoded):,} bytes, over Kafka's "
+                f"{MAX_MESSAGE_BYTES:,}-byte message limit"
             )
-        )
+        self._pending.append(OutboxRow(event_type, order_reference.encode(), encoded, "[]", event_id))
 
     def dead_letter(self, record: ConsumerRecord, reason: str, attempts: int = 1) -> None:
         """Send the original message, untouched, to this service's dead-letter topic with the reason."""

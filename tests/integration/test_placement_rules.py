@@ -113,3 +113,13 @@ async def test_an_order_whose_items_would_not_add_up_is_refused_whole(engine, se
     assert not await rows(
         engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order["order_reference"]
     )
+
+
+async def test_an_order_whose_order_created_would_not_fit_one_kafka_message_is_refused_whole(engine, settings):
+    order = order_with([(1, True, False)] * 2_000)  # 2,000 lines, each with its shipment
+    with pytest.raises(PermanentError, match=r"order.created for .* would be [\d,]+ bytes, over Kafka's 1,000,000"):
+        await place(engine, settings, order)
+    assert await quantities(engine, order["order_reference"]) == {}
+    assert not await rows(
+        engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order["order_reference"]
+    )
