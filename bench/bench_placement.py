@@ -66,20 +66,14 @@ def ordinary_order(number: int, run: str, topic_run: str) -> dict:
 
 
 async def publish(settings: Settings, topic: str, orders: list[dict]) -> None:
-    await publish_serialized(settings, topic, serialize(orders))
-
-
-def serialize(orders: list[dict]) -> list[tuple[bytes, bytes]]:
-    return [(order["order_reference"].encode(), json.dumps(order).encode()) for order in orders]
-
-
-async def publish_serialized(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5, max_batch_size=512 * 1024
     )
     await producer.start()
     try:
-        futures = [await producer.send(topic, value, key=key) for key, value in messages]
+        futures = [
+            await producer.send(topic, json.dumps(o).encode(), key=o["order_reference"].encode()) for o in orders
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

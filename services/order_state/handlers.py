@@ -38,15 +38,14 @@ from services.order_state.domain.splitting import ItemSplit, split_line
 from services.order_state.item_events import fire, publish_outcome
 from services.order_state.process_catalog import ProcessCatalog, UnknownProcess
 from services.order_state.state_store import (
-    copy_rows,
     load_items,
     lock_order,
     record_plans,
     reserve_item_ids,
 )
-from services.order_state.tables import sales_order, sales_order_item
+from services.order_state.tables import SCHEMA, sales_order, sales_order_item
 from services.runtime.consumer import Incoming
-from services.runtime.db import any_id
+from services.runtime.db import any_id, copy_rows
 from services.runtime.documents import Document
 from services.runtime.errors import PermanentError
 from services.runtime.settings import Settings
@@ -232,7 +231,7 @@ async def place_orders(
         publish_outcome(uow, known, placement.process_name, plan.moves[0].event if plan.moves else None, plan, cause)
     if not plans:
         return
-    await copy_rows(uow.conn, "sales_order_item", ITEM_COLUMNS, item_rows)
+    await copy_rows(uow.conn, SCHEMA, "sales_order_item", ITEM_COLUMNS, item_rows)
     await record_plans(uow.conn, plans, now, entries=entries, new_orders=True)  # a few statements in all
     log.info("stored %d orders", len(plans))
 

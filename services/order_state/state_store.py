@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,8 @@ from sqlalchemy.types import BigInteger
 from schemas.items import to_ranges
 from services.order_state.domain.process.engine import Plan, Timeout
 from services.order_state.domain.process.plugins import ItemFacts, OrderFacts
+from services.order_state.tables import SCHEMA
+from services.runtime.db import copy_rows, driver_connection
 
 _IDS = bindparam("ids", type_=ARRAY(BigInteger))
 
@@ -69,11 +70,6 @@ async def lock_order(
     return OrderRow(**row._mapping) if row else None
 
 
-async def _raw(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under SQLAlchemy's, for reads of many rows without per-row overhead."""
-    return (await conn.get_raw_connection()).driver_connection
-
-
 async def load_items(
     conn: AsyncConnection,
     order_id: int,
@@ -96,7 +92,7 @@ async def load_items(
         where += " AND state = $2 AND state_changed_at = $3"
         args += [state, entered_at]
     # Four arrays instead of N rows: a 100,000-item order loads in a fraction of the time.
-    columns = await (await _raw(conn)).fetchrow(
+    columns = await (await driver_connection(conn)).fetchrow(
         f"""SELECT array_agg(id), array_agg(sku), array_agg(quantity), array_agg(state)
             FROM (SELECT id, sku, quantity, state FROM order_state.sales_order_item WHERE {where} ORDER BY id) items""",
         *args,
@@ -106,17 +102,12 @@ async def load_items(
     return list(map(ItemFacts._make, zip(*columns, strict=True)))
 
 
-async def copy_rows(conn: AsyncConnection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Rows into an order_state table with COPY (binary): the cheapest way in, for the server as for us."""
-    await (await _raw(conn)).copy_records_to_table(table, schema_name="order_state", columns=columns, records=rows)
-
-
 async def reserve_item_ids(conn: AsyncConnection, count: int) -> list[int]:
     """`count` new item ids from the items' identity sequence, so that items can be planned before they are
     written and inserted once, in their final state."""
     if count == 0:
         return []
-    return await (await _raw(conn)).fetchval(
+    return await (await driver_connection(conn)).fetchval(
         "SELECT array(SELECT nextval('order_state.sales_order_item_id_seq') FROM generate_series(1, $1))",
         count,
     )
@@ -261,6 +252,6 @@ async def record_plans(
         if not rows:
             continue
         if new_orders:
-            await copy_rows(conn, table, columns, rows)
+            await copy_rows(conn, SCHEMA, table, columns, rows)
         else:  # timeouts and checks may exist already: the statements skip those
             await conn.execute(statement, dict(zip(columns, map(list, zip(*rows, strict=True)), strict=True)))

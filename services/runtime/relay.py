@@ -22,7 +22,7 @@ from aiokafka.partitioner import murmur2
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.runtime.db import asyncpg_dsn
+from services.runtime.db import asyncpg_dsn, driver_connection
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import headers_of, outbox_channel
 
@@ -113,7 +113,7 @@ class OutboxRelay:
         """Publish one batch of outbox rows; returns how many were published. The rows are taken (deleted,
         returned) in the transaction that publishes them: if publishing fails, the rollback keeps them."""
         async with self._engine.begin() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
+            raw = await driver_connection(conn)
             if not await raw.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", self._lock_name):
                 return 0
             rows = await raw.fetch(self._take, self._settings.relay_batch_size)

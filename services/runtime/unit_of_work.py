@@ -11,6 +11,7 @@ from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.envelope import Event
+from services.runtime.db import copy_rows
 from services.runtime.errors import PermanentError
 
 
@@ -101,11 +102,8 @@ class UnitOfWork:
     async def flush(self) -> None:
         if not self._pending:
             return
-        # COPY: the cheapest way in, one round trip for all of the transaction's events.
-        raw = (await self.conn.get_raw_connection()).driver_connection
-        await raw.copy_records_to_table(
-            self._outbox.name, schema_name=self._outbox.schema, columns=OUTBOX_COLUMNS, records=self._pending
-        )
+        # One COPY for all of the transaction's events.
+        await copy_rows(self.conn, self._outbox.schema, self._outbox.name, OUTBOX_COLUMNS, self._pending)
         # Delivered at commit; wakes the relays (several NOTIFYs in one transaction fold into one).
         await self.conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self._outbox)})
         self._pending.clear()

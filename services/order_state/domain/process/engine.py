@@ -183,28 +183,28 @@ class Engine:
                 plan.refused.extend(Refusal(item.id, state, reason) for item in group)
             return []
         by_transition: dict[Transition, list[ItemFacts]] = defaultdict(list)
+        unanswered: list[ItemFacts] = []  # no condition holds for these
         order_level = self.plugins.order_level
         if all(t.condition is None for t in transitions):
             by_transition[transitions[0]] = group
         elif all(t.condition is None or t.condition in order_level for t in transitions):
             # Conditions about the order only: one answer for the whole group.
-            first = group[0] if group[0].state == state else group[0]._replace(state=state)
-            chosen = self.choose(transitions, order, first)
-            if chosen is not None:
+            chosen = self.choose(transitions, order, group[0]._replace(state=state))
+            if chosen is None:
+                unanswered = group
+            else:
                 by_transition[chosen] = group
-            elif refuse:
-                what = f'event "{event}"' if event is not None else "the transitions without an event"
-                reason = f'no condition of {what} holds in state "{state}"'
-                plan.refused.extend(Refusal(item.id, state, reason) for item in group)
         else:
             for item in group:
                 chosen = self.choose(transitions, order, item if item.state == state else item._replace(state=state))
                 if chosen is None:
-                    if refuse:
-                        what = f'event "{event}"' if event is not None else "the transitions without an event"
-                        plan.refused.append(Refusal(item.id, state, f'no condition of {what} holds in state "{state}"'))
+                    unanswered.append(item)
                 else:
                     by_transition[chosen].append(item)
+        if unanswered and refuse:
+            what = f'event "{event}"' if event is not None else "the transitions without an event"
+            reason = f'no condition of {what} holds in state "{state}"'
+            plan.refused.extend(Refusal(item.id, state, reason) for item in unanswered)
         moved: list[tuple[str, list[ItemFacts]]] = []
         command = self.process.events[event].command if event is not None else None
         for transition, takers in by_transition.items():
