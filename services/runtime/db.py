@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, any_, literal
+from sqlalchemy import BigInteger, ColumnElement, any_, literal, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -33,10 +33,21 @@ def any_id(ids: Iterable[int]) -> ColumnElement[int]:
     return any_(literal(list(ids), ARRAY(BigInteger)))
 
 
+_BEGIN = text("SELECT 1")
+
+
 async def driver_connection(conn: AsyncConnection) -> Any:
     """The asyncpg connection under SQLAlchemy's (same transaction), for COPY and for reads or writes of many
-    rows without SQLAlchemy's per-row and per-parameter work."""
-    return (await conn.get_raw_connection()).driver_connection
+    rows without SQLAlchemy's per-row and per-parameter work.
+
+    SQLAlchemy sends BEGIN only with its first statement: a statement sent to the driver before that would run
+    outside the transaction and commit on its own (a relay's DELETE would lose its rows if Kafka then failed).
+    So when SQLAlchemy's transaction is open but not yet begun on the server, a statement through SQLAlchemy
+    begins it first."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    if conn.in_transaction() and not driver.is_in_transaction():
+        await conn.execute(_BEGIN)
+    return driver
 
 
 async def copy_rows(
