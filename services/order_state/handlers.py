@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,7 @@ from itertools import repeat
 from typing import Any
 
 from pydantic_core import to_json
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from schemas import (
     CancelRefusedItem,
@@ -41,7 +40,7 @@ from services.order_state.state_store import (
     load_items,
     lock_order,
     record_plans,
-    reserve_item_ids,
+    reserve_ids,
 )
 from services.order_state.tables import SCHEMA, sales_order, sales_order_item
 from services.runtime.consumer import Incoming
@@ -55,21 +54,24 @@ log = logging.getLogger(__name__)
 
 _NO_STATE = State("(unknown)")
 
-INSERT_ORDERS = text(
-    """
-    INSERT INTO order_state.sales_order (order_reference, custom_order_reference, store, locale, currency,
-        price_mode, customer_reference, customer, billing_address, payment_method, process_name, totals, lines,
-        placed_at, placed_event_id)
-    SELECT * FROM unnest(CAST(:order_reference AS text[]), CAST(:custom_order_reference AS text[]),
-        CAST(:store AS text[]), CAST(:locale AS text[]), CAST(:currency AS text[]), CAST(:price_mode AS text[]),
-        CAST(:customer_reference AS text[]), CAST(:customer AS jsonb[]), CAST(:billing_address AS jsonb[]),
-        CAST(:payment_method AS text[]), CAST(:process_name AS text[]), CAST(:totals AS jsonb[]),
-        CAST(:lines AS json[]), CAST(:placed_at AS timestamptz[]), CAST(:placed_event_id AS uuid[]))
-    ON CONFLICT (order_reference) DO NOTHING
-    RETURNING id, order_reference
-    """
+ORDER_COLUMNS = (
+    "id",
+    "order_reference",
+    "custom_order_reference",
+    "store",
+    "locale",
+    "currency",
+    "price_mode",
+    "customer_reference",
+    "customer",
+    "billing_address",
+    "payment_method",
+    "process_name",
+    "totals",
+    "lines",
+    "placed_at",
+    "placed_event_id",
 )
-
 ITEM_COLUMNS = ("id", "order_id", "line_number", "sku", "quantity", "state", "state_changed_at")
 
 
@@ -146,52 +148,69 @@ async def place_orders(
                 )
             placement.splits.append(split)
 
-    # Item ids first: the lines keep their items' id ranges, and items are inserted in their final state.
-    reserved = await reserve_item_ids(uow.conn, sum(split.count for p in placements for split in p.splits))
+    # Ids first (orders and items: the lines keep their items' id ranges, items go in in their final state),
+    # and which references stored orders already have, in one round trip.
+    order_ids, reserved, taken_references = await reserve_ids(
+        uow.conn,
+        len(placements),
+        sum(split.count for p in placements for split in p.splits),
+        [p.order["order_reference"] for p in placements],
+    )
     taken = 0
-    columns: dict[str, list[Any]] = defaultdict(list)
-    for placement in placements:
+    order_rows: list[tuple[Any, ...]] = []
+    stored: list[tuple[_Placement, int]] = []
+    for placement, order_id in zip(placements, order_ids, strict=True):
         order = placement.order
         for split in placement.splits:
             placement.line_ids.append(reserved[taken : taken + split.count])
             taken += split.count
-        parts = placement.parts
-        parts["customer"] = to_json(order["customer"])
-        parts["billing_address"] = to_json(order["billing_address"])
-        parts["totals"] = to_json(order["totals"])
-        parts["lines"] = lines_json(order, placement.splits, placement.line_ids)
-        # Columns as arrays, one INSERT ... SELECT unnest(...) for the whole batch.
-        columns["order_reference"].append(order["order_reference"])
-        columns["custom_order_reference"].append(order["custom_order_reference"])
-        columns["store"].append(order["store"])
-        columns["locale"].append(order["locale"])
-        columns["currency"].append(order["currency"])
-        columns["price_mode"].append(order["price_mode"])
-        columns["customer_reference"].append(order["customer"]["customer_reference"])
-        columns["customer"].append(parts["customer"].decode())
-        columns["billing_address"].append(parts["billing_address"].decode())
-        columns["payment_method"].append(order["payment_method"])
-        columns["process_name"].append(placement.process_name)
-        columns["totals"].append(parts["totals"].decode())
-        columns["lines"].append(parts["lines"].decode())
-        columns["placed_at"].append(order["placed_at"] or order["occurred_at"])
-        columns["placed_event_id"].append(order["event_id"])
-    stored = await uow.conn.execute(INSERT_ORDERS, columns)
-    order_ids = {reference: order_id for order_id, reference in stored}
-
-    item_rows: list[tuple[Any, ...]] = []
-    plans: list[tuple[int, Plan]] = []
-    entries: list[tuple[int, list[int], str]] = []
-    for placement in placements:
-        order = placement.order
         reference = order["order_reference"]
-        order_id = order_ids.pop(reference, None)
-        if order_id is None:  # its reserved item ids stay unused
+        if reference in taken_references:  # by a stored order, or by an earlier one of this batch
             uow.dead_letter(
                 placement.incoming.record,
                 f"order reference {reference!r} is already taken by another order.placed event",
             )
             continue
+        taken_references.add(reference)
+        parts = placement.parts
+        parts["customer"] = to_json(order["customer"])
+        parts["billing_address"] = to_json(order["billing_address"])
+        parts["totals"] = to_json(order["totals"])
+        parts["lines"] = lines_json(order, placement.splits, placement.line_ids)
+        order_rows.append(
+            (
+                order_id,
+                reference,
+                order["custom_order_reference"],
+                order["store"],
+                order["locale"],
+                order["currency"],
+                order["price_mode"],
+                order["customer"]["customer_reference"],
+                parts["customer"].decode(),
+                parts["billing_address"].decode(),
+                order["payment_method"],
+                placement.process_name,
+                parts["totals"].decode(),
+                parts["lines"].decode(),
+                order["placed_at"] or order["occurred_at"],
+                order["event_id"],
+            )
+        )
+        stored.append((placement, order_id))
+    if not stored:
+        return
+    # COPY: the references are known to be free. Another replica storing the same reference at this moment
+    # makes the COPY fail on the unique index; the batch is then retried one order at a time, and the order
+    # that came second is dead-lettered by the check above.
+    await copy_rows(uow.conn, SCHEMA, "sales_order", ORDER_COLUMNS, order_rows)
+
+    item_rows: list[tuple[Any, ...]] = []
+    plans: list[tuple[int, Plan]] = []
+    entries: list[tuple[int, list[int], str]] = []
+    for placement, order_id in stored:
+        order = placement.order
+        reference = order["order_reference"]
         facts: list[ItemFacts] = []
         for line, split, ids in zip(order["lines"], placement.splits, placement.line_ids, strict=True):
             facts += map(ItemFacts, ids, repeat(line["sku"]), repeat(split.quantity_each), repeat(INITIAL_STATE))

@@ -102,15 +102,21 @@ async def load_items(
     return list(map(ItemFacts._make, zip(*columns, strict=True)))
 
 
-async def reserve_item_ids(conn: AsyncConnection, count: int) -> list[int]:
-    """`count` new item ids from the items' identity sequence, so that items can be planned before they are
-    written and inserted once, in their final state."""
-    if count == 0:
-        return []
-    return await (await driver_connection(conn)).fetchval(
-        "SELECT array(SELECT nextval('order_state.sales_order_item_id_seq') FROM generate_series(1, $1))",
-        count,
+async def reserve_ids(
+    conn: AsyncConnection, orders: int, items: int, references: list[str]
+) -> tuple[list[int], list[int], set[str]]:
+    """One round trip before a batch of orders is written: `orders` new order ids and `items` new item ids
+    from their identity sequences (so orders and items can be planned, then copied in once, in their final
+    state), and which of `references` are already taken by stored orders."""
+    row = await (await driver_connection(conn)).fetchrow(
+        """SELECT array(SELECT nextval('order_state.sales_order_id_seq') FROM generate_series(1, $1)),
+                  array(SELECT nextval('order_state.sales_order_item_id_seq') FROM generate_series(1, $2)),
+                  array(SELECT order_reference FROM order_state.sales_order WHERE order_reference = ANY($3::text[]))""",
+        orders,
+        items,
+        references,
     )
+    return row[0], row[1], set(row[2])
 
 
 async def record_entry(conn: AsyncConnection, order_ids: list[int], state: str, now: datetime) -> None:

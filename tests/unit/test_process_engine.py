@@ -380,3 +380,36 @@ def test_payment_received_chains_into_picking_and_delivery_plans_closing(prepaym
     assert [run.command for run in received.commands] == ["DummyPayment/Pay", "Warehouse/Allocate"]
     assert delivered.timeouts == [Timeout("delivered", "close", NOW + timedelta(days=1, hours=12), [1, 2])]
     assert cancelled.final_states == {1: "cancelled", 2: "cancelled"}
+
+
+# --- entering as one group (the way every placed order starts) --------------------------------------
+
+PROCESS_FILES = sorted([*DEFAULT.parent.glob("*.xml"), *FIXTURES.glob("*.xml")])
+
+
+@pytest.mark.parametrize("path", PROCESS_FILES, ids=lambda path: path.stem)
+def test_entering_as_one_group_plans_what_the_item_by_item_way_plans(path, monkeypatch):
+    process = load_process(path)
+    grouped = 0
+    for payment_method in ("dummyPaymentInvoice", "dummyPaymentDeclined", "prepayment", "giftCard"):
+        for state in process.states:
+            engine = Engine(process, default_registry())
+            facts = order(payment_method, process.name)
+            fast = engine.enter(facts, items(state, 1, 2, 3), NOW)
+            grouped += engine._enter_together(facts, items(state, 1, 2, 3), state, NOW) is not None
+            with monkeypatch.context() as patched:
+                patched.setattr(Engine, "_enter_together", lambda *args: None)
+                slow = engine.enter(facts, items(state, 1, 2, 3), NOW)
+            seen = lambda plan: (  # noqa: E731
+                plan.moves,
+                plan.refused,
+                plan.commands,
+                plan.final_states,
+                plan.original_states,
+                plan.changed,
+                plan.timeouts,
+                plan.condition_checks,
+                [type(event) for event in plan.emitted],
+            )
+            assert seen(fast) == seen(slow), f"{process.name}, {payment_method}, entering {state!r}"
+    assert grouped  # the group way is taken somewhere in every process

@@ -143,6 +143,9 @@ class Engine:
         if len(states) != 1:
             raise ValueError("enter() takes items that are all in the same state")
         (state,) = states
+        plan = self._enter_together(order, items, state, now)
+        if plan is not None:
+            return plan
         follow = self.process.on_enter_event(state)
         plan = (
             self.apply(order, items, follow, now, refuse=False)
@@ -155,6 +158,42 @@ class Engine:
         stayed = [item_id for item_id, final in plan.final_states.items() if final == state]
         if stayed:
             self._entered(plan, order, state, stayed, now)
+        return plan
+
+    def _enter_together(self, order: OrderFacts, items: list[ItemFacts], state: str, now: datetime) -> Plan | None:
+        """`enter` when the whole onEnter chain moves the items as one group: no command runs on the way and
+        every condition asked is about the order only (how every order placed starts in the shipped
+        processes). The same plan as `apply` would make, without its bookkeeping per item; None when the
+        chain needs that bookkeeping."""
+        process, order_level = self.process, self.plugins.order_level
+        ids = [item.id for item in items]
+        moves: list[Move] = []
+        current = state
+        for _ in range(MAX_CHAIN):
+            event = process.on_enter_event(current)
+            if event is None:
+                break
+            transitions = process.transitions_on(current, event)
+            definition = process.events.get(event)
+            if (
+                definition is None
+                or definition.command is not None
+                or any(t.condition is not None and t.condition not in order_level for t in transitions)
+            ):
+                return None
+            chosen = self.choose(transitions, order, items[0]._replace(state=current)) if transitions else None
+            if chosen is None:  # nothing leaves this state on its onEnter event: the items stay
+                break
+            moves.append(Move(ids, chosen.source, chosen.target, event))
+            current = chosen.target
+        else:
+            return None  # a chain this long is reported by apply()
+        plan = Plan(
+            moves=moves,
+            original_states=dict.fromkeys(ids, state),
+            final_states=dict.fromkeys(ids, current),
+        )
+        self._entered(plan, order, current, ids, now)
         return plan
 
     def _fire(
