@@ -27,6 +27,7 @@ from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.state_store import load_items, lock_order, record_entry, write_timeouts
 from services.order_state.tables import outbox
 from services.runtime.db import create_engine
+from services.runtime.outbox_codec import unpack
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
 
@@ -109,11 +110,10 @@ async def run(settings: Settings, items: int) -> None:
         ours_seconds = await ours(engine, catalog, ours_order)
         base_seconds = await baseline(engine, base_order_id)
         async with engine.connect() as conn:
-            outbox_bytes = (
-                await conn.execute(
-                    text("SELECT max(length(value)) FROM order_state.outbox WHERE topic = 'item.state_changed'")
-                )
-            ).scalar()
+            kept = await conn.execute(
+                text("SELECT value, value_codec FROM order_state.outbox WHERE topic = 'item.state_changed'")
+            )
+            outbox_bytes = max(len(unpack(value, codec) or b"") for value, codec in kept)
     finally:
         await engine.dispose()
     print(f"items per order                    : {items:,}")

@@ -40,8 +40,35 @@ def outbox_table(metadata: MetaData) -> Table:
         # letter keeps its own (the original ones and the reason) here.
         Column("headers", JSONB, nullable=False, server_default="[]"),
         Column("event_id", UUID(as_uuid=True), nullable=True),
+        # "lz4" when `value` is kept compressed (see services.runtime.outbox_codec); the relay publishes it as
+        # it was written.
+        Column("value_codec", Text, nullable=True),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         # Rows live for milliseconds: kept inline and uncompressed up to 8 kB (value's storage is EXTERNAL,
         # set by each service's migration, as SQLAlchemy cannot declare it).
         postgresql_with={"toast_tuple_target": 8160},
     )
+
+
+def add_value_codec(schema: str) -> None:
+    """Migration step: outbox values may be kept compressed (`value_codec`)."""
+    from alembic import op
+
+    op.add_column("outbox", Column("value_codec", Text, nullable=True), schema=schema)
+
+
+def drop_value_codec(schema: str) -> None:
+    """Migration step back: rows still waiting for the relay get their values uncompressed first."""
+    from alembic import op
+    from sqlalchemy import text
+
+    from services.runtime.outbox_codec import unpack
+
+    bind = op.get_bind()
+    packed = bind.execute(text(f"SELECT id, value, value_codec FROM {schema}.outbox WHERE value_codec IS NOT NULL"))
+    for row_id, value, codec in packed.all():
+        bind.execute(
+            text(f"UPDATE {schema}.outbox SET value = :value WHERE id = :id"),
+            {"value": unpack(value, codec), "id": row_id},
+        )
+    op.drop_column("outbox", "value_codec", schema=schema)

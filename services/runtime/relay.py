@@ -23,6 +23,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.runtime.db import asyncpg_dsn, driver_connection
+from services.runtime.outbox_codec import unpack
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import headers_of, outbox_channel
 
@@ -38,7 +39,7 @@ def create_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
         linger_ms=2,
         max_batch_size=256 * 1024,
         max_request_size=4 * 1024 * 1024,
-        compression_type=None,
+        compression_type=None if settings.kafka_compression_type == "none" else settings.kafka_compression_type,
     )
 
 
@@ -54,7 +55,7 @@ class OutboxRelay:
         self._take = f"""
             DELETE FROM {outbox.schema}.{outbox.name} WHERE id = ANY(ARRAY(
                 SELECT id FROM {outbox.schema}.{outbox.name} ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))
-            RETURNING id, topic, key, value, headers::text, event_id"""
+            RETURNING id, topic, key, value, headers::text, event_id::text, value_codec"""
         self.published = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -137,7 +138,8 @@ class OutboxRelay:
         futures = []
         for (topic, partition), group in by_partition.items():
             batch, size = self._producer.create_batch(), 0
-            for _, _, key, value, headers, event_id in group:
+            for _, _, key, packed, headers, event_id, codec in group:
+                value = unpack(packed, codec)
                 listed = headers_of(topic, event_id) if event_id is not None else json.loads(headers)
                 encoded = [(name, text.encode()) for name, text in listed]
                 while batch.append(key=key, value=value, timestamp=None, headers=encoded) is None:

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_ms: int = 3_000
     kafka_max_poll_interval_ms: int = 300_000
     kafka_topic_partitions: int = 6
+    kafka_compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="lz4",
+        description="How the relays compress the record batches they publish (consumers decompress whatever "
+        "they get). JSON events shrink several times with lz4, for little CPU: less for the broker to store and "
+        "copy, less for every consumer to fetch.",
+    )
     kafka_replication_factor: int = 1
     kafka_group_prefix: str = "oms"
 

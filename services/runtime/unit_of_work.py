@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from schemas.envelope import Event
 from services.runtime.db import copy_rows
 from services.runtime.errors import PermanentError
+from services.runtime.outbox_codec import pack
 
 
 def dlq_topic(service: str) -> str:
@@ -25,13 +26,15 @@ MAX_MESSAGE_BYTES = 1_000_000  # Kafka's default message.max.bytes is 1,048,588;
 
 class OutboxRow(NamedTuple):
     """One outgoing message as the outbox keeps it. An event has its id (the relay adds the event headers);
-    a dead letter has no id and its headers as a JSON list of [name, value]."""
+    a dead letter has no id and its headers as a JSON list of [name, value]. Big values are kept compressed
+    (`value_codec`, see services.runtime.outbox_codec)."""
 
     topic: str
     key: bytes | None
     value: bytes | None
     headers: str
     event_id: uuid.UUID | None = None
+    value_codec: str | None = None
 
 
 OUTBOX_COLUMNS = OutboxRow._fields
@@ -42,7 +45,7 @@ def event_headers(event: Event) -> list[tuple[str, str]]:
     return headers_of(event.event_type, event.event_id)
 
 
-def headers_of(event_type: str, event_id: uuid.UUID) -> list[tuple[str, str]]:
+def headers_of(event_type: str, event_id: uuid.UUID | str) -> list[tuple[str, str]]:
     return [("event_type", event_type), ("event_id", str(event_id)), ("content-type", JSON)]
 
 
@@ -102,8 +105,12 @@ class UnitOfWork:
     async def flush(self) -> None:
         if not self._pending:
             return
-        # One COPY for all of the transaction's events.
-        await copy_rows(self.conn, self._outbox.schema, self._outbox.name, OUTBOX_COLUMNS, self._pending)
+        # One COPY for all of the transaction's events, big values compressed.
+        rows = []
+        for row in self._pending:
+            value, codec = pack(row.value)
+            rows.append(row if codec is None else row._replace(value=value, value_codec=codec))
+        await copy_rows(self.conn, self._outbox.schema, self._outbox.name, OUTBOX_COLUMNS, rows)
         # Delivered at commit; wakes the relays (several NOTIFYs in one transaction fold into one).
         await self.conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self._outbox)})
         self._pending.clear()

@@ -5,6 +5,7 @@ Each test has an outbox of its own (own schema), so the running services' relays
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -15,7 +16,15 @@ from services.runtime.messaging_tables import outbox_table
 from services.runtime.relay import OutboxRelay
 from services.runtime.topics import ensure_topics
 from services.runtime.unit_of_work import UnitOfWork
-from tests.support import TopicReader, scalar
+from tests.support import TopicReader, rows, scalar
+
+
+def value_of(n: int) -> bytes:
+    """Event n: the last one an order.created-sized JSON document."""
+    lines = [
+        {"line_number": line, "sku": f"SKU-{line}", "name": "Organic T-shirt, M"} for line in range(60 if n == 2 else 0)
+    ]
+    return json.dumps({"n": n, "lines": lines}).encode()
 
 
 async def own_outbox(engine, name: str):
@@ -38,8 +47,12 @@ async def test_rows_stay_in_the_outbox_while_kafka_refuses_them_and_leave_once_i
     async with engine.begin() as conn:
         uow = UnitOfWork(conn, table, "relay-test")
         for n, event_id in enumerate(ids):
-            uow.publish_serialized(topic, f"R-{n}", event_id, f'{{"n": {n}}}')
+            uow.publish_serialized(topic, f"R-{n}", event_id, value_of(n))
         await uow.flush()
+    # Big values are kept compressed, small ones as they are.
+    kept = await rows(engine, f"SELECT key, value_codec, length(value) AS size FROM {schema}.outbox ORDER BY key")
+    assert [(row.key, row.value_codec) for row in kept] == [(b"R-0", None), (b"R-1", None), (b"R-2", "lz4")]
+    assert kept[2].size < len(value_of(2)) / 5
 
     relay = OutboxRelay(settings, engine, table, "relay-test")
     await relay._producer.start()
@@ -62,9 +75,7 @@ async def test_rows_stay_in_the_outbox_while_kafka_refuses_them_and_leave_once_i
 
     async with TopicReader(settings, topic) as reader:
         records = await reader.wait_for(lambda found: len(found) >= 3)
-    assert sorted((r.key, r.value) for r in records) == [
-        (f"R-{n}".encode(), f'{{"n": {n}}}'.encode()) for n in range(3)
-    ]
+    assert sorted((r.key, r.value) for r in records) == [(f"R-{n}".encode(), value_of(n)) for n in range(3)]
     assert sorted(dict(r.headers)["event_id"].decode() for r in records) == sorted(map(str, ids))
 
 

@@ -1,0 +1,25 @@
+"""outbox values over 1 kB are kept compressed with lz4 (value_codec)
+
+PostgreSQL wrote each outbox row in full twice (table and write-ahead log) and deleted it milliseconds later:
+about 45 microseconds of its time for a 4 kB order.created, 8 once compressed. The relay publishes values as
+they were written.
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-02 03:40:00
+"""
+
+from services.runtime.messaging_tables import add_value_codec, drop_value_codec
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    add_value_codec("invoicing")
+
+
+def downgrade() -> None:
+    drop_value_codec("invoicing")
