@@ -31,6 +31,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,13 @@ class Throughput:
 
 
 async def throughput(
-    settings: Settings, prefix: str, count: int, *, published: bool = True, timeout: float = 600
+    settings: Settings,
+    prefix: str,
+    count: int,
+    *,
+    published: bool = True,
+    timeout: float = 600,
+    services: Sequence[ServiceProcess] = (),
 ) -> Throughput:
     """Waits until `count` orders of `prefix` are stored (and their events published), then computes the rates
     from the database's own clock: each batch's orders carry its transaction's start time (created_at), so
@@ -103,6 +110,10 @@ async def throughput(
         while stored < count:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {stored} of {count} orders stored")
+            for service in services:
+                if not service.running:
+                    tail = service.log_file.read_text(errors="replace").splitlines()[-15:]
+                    raise RuntimeError(f"{service.service} stopped; the end of its log:\n" + "\n".join(tail))
             await asyncio.sleep(0.25)
             stored = await conn.fetchval(
                 "SELECT count(*) FROM order_state.sales_order WHERE order_reference >= $1 AND order_reference < $2",
@@ -150,7 +161,7 @@ async def ours(
         for service in services:
             service.start()
         try:
-            results.append(await throughput(settings, prefix, orders))
+            results.append(await throughput(settings, prefix, orders, services=services))
         finally:
             for service in services:
                 service.stop(signal.SIGTERM)
