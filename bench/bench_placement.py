@@ -12,7 +12,10 @@ Each run publishes a warm-up burst and then N measured orders, starts fresh proc
 consumer group on the warm-up orders (not counted) and measures the N orders; the machine is shared and
 noisy, so the median of several runs is reported with every run. Rates come from the database's clock:
 "stored" from the first batch's start to the last batch's start, "published" from the first batch's start
-until the outbox is empty (every order.created and item.state_changed handed to Kafka).
+until the outbox is empty (every order.created and item.state_changed handed to Kafka). On Linux each run also
+reports the CPU time per order of the order_state processes, of PostgreSQL's server processes and of the
+broker, from the moment the measured orders start until the outbox is empty (the bench's own polling of the
+database, a few queries a second, counts as PostgreSQL's).
 Baseline: a consumer of the same topic that handles one message per transaction with one INSERT per row
 (order with its lines, items, history, outbox) and commits the offset after each message. Big order:
 order_state's placement handler on an order with a splittable line of 100,000 units and a
@@ -84,6 +87,57 @@ async def publish(settings: Settings, topic: str, orders: list[dict]) -> None:
 class Throughput:
     stored: float  # orders/s written (order, lines, items, history, timeouts, outbox) and committed
     published: float | None  # orders/s until every order's events had left the outbox for Kafka
+    cpu: dict[str, float] | None = None  # CPU microseconds per order by process group, where /proc tells
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc; 0 for processes gone)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def with_children(root: int) -> list[int]:
+    """`root` and its child processes (PostgreSQL's server processes under the postmaster)."""
+    pids = [root]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == root:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+@dataclass(frozen=True)
+class CpuGroups:
+    """The processes whose CPU a run accounts for: the services, PostgreSQL (its server processes), the broker."""
+
+    services: list[int]
+    postmaster: int
+    broker: int
+
+    def sample(self) -> dict[str, float]:
+        return {
+            "order_state": cpu_seconds(self.services),
+            "PostgreSQL": cpu_seconds(with_children(self.postmaster)),
+            "broker": cpu_seconds([self.broker]),
+        }
+
+
+def cpu_groups(stack: EmbeddedStack, services: Sequence[ServiceProcess]) -> CpuGroups | None:
+    if not os.path.exists("/proc/self/stat") or stack.postgres.process is None or stack.kafka.process is None:
+        return None  # not Linux: rates only
+    return CpuGroups(
+        [service.process.pid for service in services if service.process],
+        stack.postgres.process.pid,
+        stack.kafka.process.pid,
+    )
 
 
 async def throughput(
@@ -94,6 +148,7 @@ async def throughput(
     published: bool = True,
     timeout: float = 600,
     services: Sequence[ServiceProcess] = (),
+    cpu: CpuGroups | None = None,
 ) -> Throughput:
     """Waits until `count` orders of `prefix` are stored (and their events published), then computes the rates
     from the database's own clock: each batch's orders carry its transaction's start time (created_at), so
@@ -107,6 +162,9 @@ async def throughput(
         low, high = f"DE--{prefix}-", f"DE--{prefix}."
         deadline = time.monotonic() + timeout
         stored = 0
+        total = "SELECT count(*) FROM order_state.sales_order"
+        cpu_before: dict[str, float] | None = None
+        orders_before = 0
         while stored < count:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {stored} of {count} orders stored")
@@ -120,10 +178,16 @@ async def throughput(
                 low,
                 high,
             )
+            if cpu is not None and cpu_before is None and stored:  # the measured orders have started
+                cpu_before, orders_before = cpu.sample(), await conn.fetchval(total)
         while published and await conn.fetchval("SELECT EXISTS (SELECT 1 FROM order_state.outbox)"):
             if time.monotonic() > deadline:
                 raise TimeoutError("the outbox did not drain")
             await asyncio.sleep(0.05)
+        per_order = None
+        if cpu_before is not None and cpu is not None:
+            spent, done = cpu.sample(), await conn.fetchval(total) - orders_before
+            per_order = {name: 1e6 * (spent[name] - cpu_before[name]) / done for name in spent}
         drained = await conn.fetchval("SELECT clock_timestamp()")
         first, last = await conn.fetchrow(
             """SELECT min(created_at), max(created_at) FROM order_state.sales_order
@@ -140,13 +204,15 @@ async def throughput(
             last,
         )
         stored_rate = in_window / (last - first).total_seconds()
-        return Throughput(stored_rate, since_first / (drained - first).total_seconds() if published else None)
+        return Throughput(
+            stored_rate, since_first / (drained - first).total_seconds() if published else None, per_order
+        )
     finally:
         await conn.close()
 
 
 async def ours(
-    settings: Settings, env: dict[str, str], logs: Path, orders: int, replicas: int, runs: int, warmup: int
+    stack: EmbeddedStack, settings: Settings, env: dict[str, str], orders: int, replicas: int, runs: int, warmup: int
 ) -> list[Throughput]:
     """Each run: a warm-up burst and then N measured orders wait in order.placed; `replicas` fresh order_state
     processes start, form their consumer group on the warm-up orders (not counted) and drain the rest."""
@@ -156,12 +222,14 @@ async def ours(
         await publish(settings, "order.placed", [ordinary_order(n, "B", warm) for n in range(warmup)])
         await publish(settings, "order.placed", [ordinary_order(n, "B", prefix) for n in range(orders)])
         services = [
-            ServiceProcess("order_state", env, logs / f"order_state-{replicas}-{run}-{n}.log") for n in range(replicas)
+            ServiceProcess("order_state", env, stack.logs_dir / f"order_state-{replicas}-{run}-{n}.log")
+            for n in range(replicas)
         ]
         for service in services:
             service.start()
         try:
-            results.append(await throughput(settings, prefix, orders, services=services))
+            cpu = cpu_groups(stack, services)
+            results.append(await throughput(settings, prefix, orders, services=services, cpu=cpu))
         finally:
             for service in services:
                 service.stop(signal.SIGTERM)
@@ -305,7 +373,7 @@ async def run(args: argparse.Namespace) -> None:
             await ensure_topics(settings, [*all_topics(), "bench.naive_placed"])
             base_rate = await baseline(settings, args.baseline_orders)
             rates = {
-                replicas: await ours(settings, env, stack.logs_dir, args.orders, replicas, args.runs, args.warmup)
+                replicas: await ours(stack, settings, env, args.orders, replicas, args.runs, args.warmup)
                 for replicas in args.replicas
             }
             big_ours, big_base = await big_order(settings)
@@ -326,6 +394,13 @@ async def run(args: argparse.Namespace) -> None:
             f"({median / base_rate.stored:.1f}x baseline; runs {', '.join(f'{rate:,.0f}' for rate in stored)}), "
             f"{statistics.median(published):,.0f} orders/s with their events published"
         )
+        measured = [rate.cpu for rate in runs if rate.cpu]
+        if measured:
+            print(
+                "      CPU per order (median): "
+                + ", ".join(f"{name} {statistics.median(m[name] for m in measured):,.0f} us" for name in measured[0])
+                + f" = {statistics.median(sum(m.values()) for m in measured):,.0f} us"
+            )
     print(f"100,000 + 1,000,000-unit order stored          : {big_ours:.3f} s")
     print(f"baseline, its 100,001 items one INSERT each    : {big_base:.3f} s")
     print(f"ratio                                          : {big_base / big_ours:.1f}x")
