@@ -188,10 +188,12 @@ class Engine:
             current = chosen.target
         else:
             return None  # a chain this long is reported by apply()
+        final = dict.fromkeys(ids, current)
         plan = Plan(
             moves=moves,
             original_states=dict.fromkeys(ids, state),
-            final_states=dict.fromkeys(ids, current),
+            final_states=final,
+            _changed=final.copy() if current != state else {},
         )
         self._entered(plan, order, current, ids, now)
         return plan
