@@ -33,9 +33,16 @@ def new_order(number: int = 1, **changes: Any) -> dict[str, Any]:
     return order
 
 
-async def publish_raw(settings: Settings, topic: str, payloads: list[tuple[bytes | None, bytes]]) -> None:
+async def publish_raw(
+    settings: Settings, topic: str, payloads: list[tuple[bytes | None, bytes]], *, compression_type: str | None = None
+) -> None:
     """Publish with a plain aiokafka producer: (key, value) pairs."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_idempotence=False,
+        compression_type=compression_type,
+        max_request_size=4 * 1024 * 1024,
+    )
     await producer.start()
     try:
         for key, value in payloads:

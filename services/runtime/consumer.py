@@ -88,6 +88,7 @@ class EventConsumer:
         self.outbox = outbox
         self.inbox = inbox
         self._failures: dict[tuple[str, int, int], int] = {}
+        self._compressed = settings.kafka_compression_type != "none"
         self.topics: list[str] = []
 
     def subscribe(
@@ -174,7 +175,7 @@ class EventConsumer:
         reason = f"handler failed after {attempts} attempts: {type(error).__name__}: {error}"
         log.error("%s: dead-lettering %s/%d@%d: %s", route.name, record.topic, record.partition, record.offset, reason)
         async with self.engine.begin() as conn:
-            uow = UnitOfWork(conn, self.outbox, self.service)
+            uow = UnitOfWork(conn, self.outbox, self.service, compressed_batches=self._compressed)
             uow.dead_letter(record, reason, attempts)
             decoded = route.decode(record)
             if not isinstance(decoded, str):
@@ -184,7 +185,7 @@ class EventConsumer:
 
     async def _transaction(self, records: list[ConsumerRecord], route: Route) -> None:
         async with self.engine.begin() as conn:
-            uow = UnitOfWork(conn, self.outbox, self.service)
+            uow = UnitOfWork(conn, self.outbox, self.service, compressed_batches=self._compressed)
             valid: list[Incoming[Any]] = []
             for record in records:
                 decoded = route.decode(record)

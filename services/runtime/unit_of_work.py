@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import NamedTuple
 
 from aiokafka.structs import ConsumerRecord
@@ -22,6 +23,8 @@ def dlq_topic(service: str) -> str:
 
 JSON = "application/json"
 MAX_MESSAGE_BYTES = 1_000_000  # Kafka's default message.max.bytes is 1,048,588; headers and framing need room
+# What one message may be before compression: the relays' producer refuses bigger requests (max_request_size).
+MAX_UNCOMPRESSED_BYTES = 4_000_000
 
 
 class OutboxRow(NamedTuple):
@@ -52,10 +55,13 @@ def headers_of(event_type: str, event_id: uuid.UUID | str) -> list[tuple[str, st
 class UnitOfWork:
     """What a handler writes with: the open connection, `publish` for events, `dead_letter` for refusals."""
 
-    def __init__(self, conn: AsyncConnection, outbox: Table, service: str) -> None:
+    def __init__(self, conn: AsyncConnection, outbox: Table, service: str, *, compressed_batches: bool = False) -> None:
+        """`compressed_batches`: the relays publish compressed record batches (OMS_KAFKA_COMPRESSION_TYPE), so
+        Kafka's message limit applies to an event's compressed size; otherwise to its size as written."""
         self.conn = conn
         self.service = service
         self._outbox = outbox
+        self._compressed_batches = compressed_batches
         self._pending: list[OutboxRow] = []
 
     def publish(self, event: Event) -> None:
@@ -68,26 +74,45 @@ class UnitOfWork:
         """Queue an event already serialised to its contract's JSON (for the busiest paths, where building the
         pydantic object only to serialise it would cost more than the rest of the work)."""
         encoded = value.encode() if isinstance(value, str) else value
-        if len(encoded) > MAX_MESSAGE_BYTES:
+        problem = self.too_big(len(encoded), lambda: encoded)
+        if problem:
             # Kafka would refuse it, and an event the relay cannot publish would hold up every later one.
-            raise PermanentError(
-                f"{event_type} for {order_reference} would be {len(encoded):,} bytes, over Kafka's "
-                f"{MAX_MESSAGE_BYTES:,}-byte message limit"
-            )
+            raise PermanentError(f"{event_type} for {order_reference} would be {problem}")
         self._pending.append(OutboxRow(event_type, order_reference.encode(), encoded, "[]", event_id))
 
+    def too_big(self, size: int, value: Callable[[], bytes]) -> str | None:
+        """Why a message of `size` bytes (`value` gives it) cannot be published, or None. Compressed batches
+        are judged by the message's lz4 size, which zstd and gzip only improve on."""
+        if size > MAX_UNCOMPRESSED_BYTES:
+            return f"{size:,} bytes, over the {MAX_UNCOMPRESSED_BYTES:,} bytes a message may have before compression"
+        if size <= MAX_MESSAGE_BYTES:
+            return None
+        if not self._compressed_batches:
+            return f"{size:,} bytes, over Kafka's {MAX_MESSAGE_BYTES:,}-byte message limit"
+        packed = len(pack(value())[0] or b"")
+        if packed > MAX_MESSAGE_BYTES * 9 // 10:  # a tenth of room for the batch codec's own framing
+            return f"{packed:,} bytes compressed ({size:,} as written), over Kafka's {MAX_MESSAGE_BYTES:,}-byte limit"
+        return None
+
     def dead_letter(self, record: ConsumerRecord, reason: str, attempts: int = 1) -> None:
-        """Send the original message, untouched, to this service's dead-letter topic with the reason."""
+        """Send the original message, untouched, to this service's dead-letter topic with the reason (one too big
+        to publish again goes without its body, and says so in `dlq.value_dropped`; its source partition and
+        offset say where it is)."""
         original = [
             [name, value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)]
             for name, value in (record.headers or ())
             if not name.startswith("dlq.")
         ]
+        body = record.value
+        dropped = self.too_big(len(body), lambda: body) if body else None
+        if dropped:  # the dead letter must not hold up the relay: it keeps the reason and where to find it
+            original.append(["dlq.value_dropped", f"the original message is {dropped}"])
+            body = None
         self._pending.append(
             OutboxRow(
                 dlq_topic(self.service),
                 record.key,
-                record.value,
+                body,
                 json.dumps(
                     [
                         *original,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from services.runtime.embedded import wait_until
-from tests.support import new_order, publish_orders, request_event, rows, scalar
+from tests.support import TopicReader, new_order, publish_orders, publish_raw, request_event, rows, scalar
 
 UNITS = 100_000
 
@@ -58,3 +60,42 @@ async def test_an_order_of_100000_items_is_stored_shipped_and_moved_as_one(setti
         r=reference,
     )
     assert [(row.state, row.n) for row in states] == [("confirmed", UNITS + 1)]
+
+
+async def test_an_order_of_2000_lines_whose_order_created_passes_1_mb_reaches_every_service(settings, services, engine):
+    """order.created of about 1.4 MB as written: the relay publishes it compressed (OMS_KAFKA_COMPRESSION_TYPE),
+    as Kafka's 1 MB limit applies to the compressed batch; invoicing and shipping read it whole."""
+    order = new_order(1)
+    template = order["lines"][0]
+    order["lines"] = [dict(template, sku=f"PART-{n:05d}", quantity=1, unit_price=100) for n in range(2_000)]
+    order["totals"]["subtotal"] = 2_000 * 100
+    reference = order["order_reference"]
+    await publish_raw(
+        settings, "order.placed", [(reference.encode(), json.dumps(order).encode())], compression_type="zstd"
+    )
+
+    async with TopicReader(settings, "order.created") as reader:
+        await reader.wait_for(lambda _: reader.events(reference), timeout=120)
+    (created,) = reader.events(reference)
+    assert len(created["lines"]) == 2_000
+    assert max(len(record.value) for record in reader.records if record.key == reference.encode()) > 1_000_000
+
+    async def shipped_items() -> int | None:
+        counted = await scalar(
+            engine,
+            "SELECT count(*) FROM shipping.shipment_item i JOIN shipping.shipment s ON s.id = i.shipment_id "
+            "WHERE s.order_reference = :r",
+            r=reference,
+        )
+        return counted if counted == 2_000 else None
+
+    assert await wait_until(shipped_items, timeout=120) == 2_000
+
+    async def invoicing_lines() -> int | None:
+        return await scalar(
+            engine,
+            "SELECT jsonb_array_length(payload->'lines') FROM invoicing.order_snapshot WHERE order_reference = :r",
+            r=reference,
+        )
+
+    assert await wait_until(invoicing_lines, timeout=120) == 2_000

@@ -40,10 +40,10 @@ def order_with(lines: list[tuple[int, bool, bool]]) -> Document:
     return document_validator(OrderPlaced).validate_python(document)
 
 
-async def place(engine, settings: Settings, order: Document) -> list[dict]:
+async def place(engine, settings: Settings, order: Document, *, compressed_batches: bool = False) -> list[dict]:
     catalog = ProcessCatalog.load(settings)
     async with engine.begin() as conn:
-        uow = UnitOfWork(conn, outbox, "order_state")
+        uow = UnitOfWork(conn, outbox, "order_state", compressed_batches=compressed_batches)
         await handlers.place_orders(uow, [Incoming(order, RECORD)], catalog)
         # Events written straight from dicts must still be exactly their contracts.
         for row in uow._pending:
@@ -116,10 +116,28 @@ async def test_an_order_whose_items_would_not_add_up_is_refused_whole(engine, se
 
 
 async def test_an_order_whose_order_created_would_not_fit_one_kafka_message_is_refused_whole(engine, settings):
+    """Relays publishing uncompressed batches (OMS_KAFKA_COMPRESSION_TYPE=none): the limit is the size as written."""
     order = order_with([(1, True, False)] * 2_000)  # 2,000 lines, each with its shipment
     with pytest.raises(PermanentError, match=r"order.created for .* would be [\d,]+ bytes, over Kafka's 1,000,000"):
         await place(engine, settings, order)
     assert await quantities(engine, order["order_reference"]) == {}
+    assert not await rows(
+        engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order["order_reference"]
+    )
+
+
+async def test_with_compressed_batches_an_order_created_over_1_mb_as_written_is_stored_and_queued(engine, settings):
+    order = order_with([(1, True, False)] * 2_000)  # about 1.4 MB of order.created, a fraction of it compressed
+    (created,) = await place(engine, settings, order, compressed_batches=True)
+    assert len(created["lines"]) == 2_000
+    assert len(json.dumps(created)) > 1_000_000
+    assert await quantities(engine, order["order_reference"]) == {n: [1] for n in range(1, 2_001)}
+
+
+async def test_with_compressed_batches_an_order_too_big_even_before_compression_is_refused_whole(engine, settings):
+    order = order_with([(1, True, False)] * 9_000)  # over 4 MB of order.created: more than the producer sends
+    with pytest.raises(PermanentError, match=r"would be [\d,]+ bytes, over the 4,000,000 bytes a message may have"):
+        await place(engine, settings, order, compressed_batches=True)
     assert not await rows(
         engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order["order_reference"]
     )

@@ -58,3 +58,26 @@ def test_sasl_settings_reach_the_kafka_clients(monkeypatch: pytest.MonkeyPatch):
     options = Settings().kafka_client_options()
     assert options["sasl_mechanism"] == "SCRAM-SHA-512"
     assert options["sasl_plain_password"] == "secret"
+
+
+def test_a_dead_letter_too_big_to_publish_goes_without_its_body_and_says_so():
+    import json
+
+    from services.order_state.tables import outbox
+    from services.runtime.unit_of_work import UnitOfWork
+
+    huge = b"x" * 4_500_000
+    record = ConsumerRecord("order.placed", 2, 77, 0, 0, b"DE--1", huge, None, 0, len(huge), [("h", b"v")])
+    uow = UnitOfWork(None, outbox, "order_state", compressed_batches=True)  # type: ignore[arg-type]
+    uow.dead_letter(record, "does not match the order.placed contract")
+    (row,) = uow._pending
+    headers = dict(json.loads(row.headers))
+    assert row.value is None and row.key == b"DE--1"
+    assert headers["dlq.value_dropped"] == (
+        "the original message is 4,500,000 bytes, over the 4,000,000 bytes a message may have before compression"
+    )
+    assert (headers["h"], headers["dlq.source_partition"], headers["dlq.source_offset"]) == ("v", "2", "77")
+
+    small = ConsumerRecord("order.placed", 0, 1, 0, 0, b"k", b"{}", None, 0, 2, [])
+    uow.dead_letter(small, "not valid JSON")
+    assert uow._pending[1].value == b"{}"  # untouched
