@@ -49,7 +49,7 @@ from services.order_state.tables import outbox
 from services.runtime.consumer import Incoming
 from services.runtime.db import asyncpg_dsn, create_engine
 from services.runtime.documents import document_validator
-from services.runtime.embedded import EmbeddedStack, ServiceProcess
+from services.runtime.embedded import REPLICA_STAGGER_SECONDS, EmbeddedStack, ServiceProcess
 from services.runtime.migrations import upgrade_all
 from services.runtime.settings import Settings
 from services.runtime.topics import all_topics, ensure_topics
@@ -225,7 +225,9 @@ async def ours(
             ServiceProcess("order_state", env, stack.logs_dir / f"order_state-{replicas}-{run}-{n}.log")
             for n in range(replicas)
         ]
-        for service in services:
+        for number, service in enumerate(services):
+            if number:
+                await asyncio.sleep(REPLICA_STAGGER_SECONDS)  # simultaneous joins can hang on the embedded broker
             service.start()
         try:
             cpu = cpu_groups(stack, services)

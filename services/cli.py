@@ -222,7 +222,7 @@ def up(
 ) -> None:
     """Run everything on this machine: PostgreSQL, a Kafka-compatible broker, an SMTP sink, all services."""
     counts = _replica_counts(replicas or [])
-    from services.runtime.embedded import EmbeddedStack, ServiceProcess
+    from services.runtime.embedded import REPLICA_STAGGER_SECONDS, EmbeddedStack, ServiceProcess
     from services.runtime.migrations import upgrade_all
     from services.runtime.topics import ensure_topics
 
@@ -254,6 +254,8 @@ def up(
         asyncio.run(ensure_topics(settings))
         for name in SERVICES:
             for replica in range(counts.get(name, 1)):
+                if replica:  # see REPLICA_STAGGER_SECONDS
+                    time.sleep(REPLICA_STAGGER_SECONDS)
                 log_name = f"{name}.log" if replica == 0 else f"{name}-{replica + 1}.log"
                 process = ServiceProcess(name, env, stack.logs_dir / log_name)
                 process.start()
