@@ -26,7 +26,7 @@ from services.order_state.item_events import fire
 from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.state_store import load_items, lock_order, record_entry, write_timeouts
 from services.order_state.tables import outbox
-from services.runtime.db import create_engine
+from services.runtime.db import create_engine, driver_connection
 from services.runtime.outbox_codec import unpack
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
@@ -40,10 +40,10 @@ async def make_order(engine: AsyncEngine, reference: str, items: int) -> int:
             await conn.execute(
                 text(
                     """INSERT INTO order_state.sales_order (order_reference, store, locale, currency, price_mode,
-                           customer, billing_address, payment_method, process_name, totals, placed_at,
+                           customer, billing_address, payment_method, process_name, totals, lines, placed_at,
                            placed_event_id)
                        VALUES (:r, 'DE', 'de_DE', 'EUR', 'GROSS_MODE', '{"email": "b@example.com"}', '{}',
-                               'dummyPaymentInvoice', 'OmsDefault01', '{"grand_total": 100}', now(),
+                               'dummyPaymentInvoice', 'OmsDefault01', '{"grand_total": 100}', '[]', now(),
                                gen_random_uuid())
                        RETURNING id"""
                 ),
@@ -90,7 +90,7 @@ async def baseline(engine: AsyncEngine, order_id: int) -> float:
         )
     started = time.perf_counter()
     async with engine.begin() as conn:
-        raw = (await conn.get_raw_connection()).driver_connection
+        raw = await driver_connection(conn)  # in the transaction: the loop's updates commit once, at the end
         statement = await raw.prepare(
             "UPDATE order_state.sales_order_item SET state = 'confirmed', state_changed_at = now() WHERE id = $1"
         )

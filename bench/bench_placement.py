@@ -47,7 +47,7 @@ from services.order_state import handlers
 from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.tables import outbox
 from services.runtime.consumer import Incoming
-from services.runtime.db import asyncpg_dsn, create_engine
+from services.runtime.db import asyncpg_dsn, create_engine, driver_connection
 from services.runtime.documents import document_validator
 from services.runtime.embedded import REPLICA_STAGGER_SECONDS, EmbeddedStack, ServiceProcess
 from services.runtime.migrations import upgrade_all
@@ -343,7 +343,7 @@ async def big_order(settings: Settings) -> tuple[float, float]:
             ).scalar_one()
         started = time.perf_counter()
         async with engine.begin() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
+            raw = await driver_connection(conn)  # in the transaction: the 100,001 inserts commit once, at the end
             insert = await raw.prepare(
                 """INSERT INTO order_state.sales_order_item (order_id, line_number, sku, quantity, state)
                    VALUES ($1, $2, $3, $4, 'new')"""
