@@ -88,7 +88,7 @@ class EventConsumer:
         self.outbox = outbox
         self.inbox = inbox
         self._failures: dict[tuple[str, int, int], int] = {}
-        self._compressed = settings.kafka_compression_type != "none"
+        self._compressed = settings.kafka_batch_compression is not None
         self.topics: list[str] = []
 
     def subscribe(

@@ -39,7 +39,7 @@ def create_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
         linger_ms=2,
         max_batch_size=256 * 1024,
         max_request_size=4 * 1024 * 1024,
-        compression_type=None if settings.kafka_compression_type == "none" else settings.kafka_compression_type,
+        compression_type=settings.kafka_batch_compression,
     )
 
 

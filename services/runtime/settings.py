@@ -159,6 +159,11 @@ class Settings(BaseSettings):
         """One consumer group per service and topic: a rebalance on one topic never pauses the others."""
         return f"{self.kafka_group_prefix}.{service}.{topic}"
 
+    @property
+    def kafka_batch_compression(self) -> str | None:
+        """The codec the relays compress record batches with (aiokafka's compression_type), None for none."""
+        return None if self.kafka_compression_type == "none" else self.kafka_compression_type
+
     def kafka_client_options(self) -> dict[str, object]:
         """Connection options common to aiokafka producers, consumers and admin clients."""
         options: dict[str, object] = {

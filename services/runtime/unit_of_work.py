@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from typing import NamedTuple
 
 from aiokafka.structs import ConsumerRecord
@@ -74,22 +73,23 @@ class UnitOfWork:
         """Queue an event already serialised to its contract's JSON (for the busiest paths, where building the
         pydantic object only to serialise it would cost more than the rest of the work)."""
         encoded = value.encode() if isinstance(value, str) else value
-        problem = self.too_big(len(encoded), lambda: encoded)
+        problem = self.too_big(encoded)
         if problem:
             # Kafka would refuse it, and an event the relay cannot publish would hold up every later one.
             raise PermanentError(f"{event_type} for {order_reference} would be {problem}")
         self._pending.append(OutboxRow(event_type, order_reference.encode(), encoded, "[]", event_id))
 
-    def too_big(self, size: int, value: Callable[[], bytes]) -> str | None:
-        """Why a message of `size` bytes (`value` gives it) cannot be published, or None. Compressed batches
-        are judged by the message's lz4 size, which zstd and gzip only improve on."""
+    def too_big(self, value: bytes) -> str | None:
+        """Why a message with this value cannot be published, or None. Compressed batches are judged by the
+        value's lz4 size, which zstd and gzip only improve on."""
+        size = len(value)
         if size > MAX_UNCOMPRESSED_BYTES:
             return f"{size:,} bytes, over the {MAX_UNCOMPRESSED_BYTES:,} bytes a message may have before compression"
         if size <= MAX_MESSAGE_BYTES:
             return None
         if not self._compressed_batches:
             return f"{size:,} bytes, over Kafka's {MAX_MESSAGE_BYTES:,}-byte message limit"
-        packed = len(pack(value())[0] or b"")
+        packed = len(pack(value)[0] or b"")
         if packed > MAX_MESSAGE_BYTES * 9 // 10:  # a tenth of room for the batch codec's own framing
             return f"{packed:,} bytes compressed ({size:,} as written), over Kafka's {MAX_MESSAGE_BYTES:,}-byte limit"
         return None
@@ -104,7 +104,7 @@ class UnitOfWork:
             if not name.startswith("dlq.")
         ]
         body = record.value
-        dropped = self.too_big(len(body), lambda: body) if body else None
+        dropped = self.too_big(body) if body else None
         if dropped:  # the dead letter must not hold up the relay: it keeps the reason and where to find it
             original.append(["dlq.value_dropped", f"the original message is {dropped}"])
             body = None
