@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import repeat
 from typing import Any
 
@@ -211,9 +212,9 @@ async def place_orders(
     for placement, order_id in stored:
         order = placement.order
         reference = order["order_reference"]
-        facts: list[ItemFacts] = []
-        for line, split, ids in zip(order["lines"], placement.splits, placement.line_ids, strict=True):
-            facts += map(ItemFacts, ids, repeat(line["sku"]), repeat(split.quantity_each), repeat(INITIAL_STATE))
+        item_ids = [item_id for ids in placement.line_ids for item_id in ids]
+        first_line = order["lines"][0]
+        sample = ItemFacts(item_ids[0], first_line["sku"], placement.splits[0].quantity_each, INITIAL_STATE)
         cause = caused_by(order)
         known = OrderFacts(
             order_id,
@@ -228,9 +229,11 @@ async def place_orders(
             order["customer"]["customer_reference"],
             cause["correlation_id"],
         )
-        plan = catalog.engine(placement.process_name).enter(known, facts, now)
+        plan = catalog.engine(placement.process_name).enter_new(
+            known, item_ids, sample, partial(_item_facts, order, placement), now
+        )
         plans.append((order_id, plan))
-        entries.append((order_id, [fact.id for fact in facts], INITIAL_STATE))
+        entries.append((order_id, item_ids, INITIAL_STATE))
         final = plan.final_states.__getitem__
         for number, (line, split, ids) in enumerate(
             zip(order["lines"], placement.splits, placement.line_ids, strict=True), start=1
@@ -253,6 +256,14 @@ async def place_orders(
     await copy_rows(uow.conn, SCHEMA, "sales_order_item", ITEM_COLUMNS, item_rows)
     await record_plans(uow.conn, plans, now, entries=entries, new_orders=True)  # a few statements in all
     log.info("stored %d orders", len(plans))
+
+
+def _item_facts(order: Document, placement: _Placement) -> list[ItemFacts]:
+    """The new items of a placed order, for an onEnter chain that decides item by item."""
+    facts: list[ItemFacts] = []
+    for line, split, ids in zip(order["lines"], placement.splits, placement.line_ids, strict=True):
+        facts += map(ItemFacts, ids, repeat(line["sku"]), repeat(split.quantity_each), repeat(INITIAL_STATE))
+    return facts
 
 
 def lines_json(order: Document, splits: list[ItemSplit], line_ids: list[list[int]]) -> bytes:

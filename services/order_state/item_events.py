@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from datetime import UTC, datetime
 
 from pydantic_core import to_json
@@ -36,12 +35,8 @@ def publish_outcome(
     """`item.state_changed` for the items the plan moved (one event, the changes grouped by from/to state),
     then the events its commands emitted, all correlated with `cause`."""
     correlation = _correlation(cause)
-    changed = plan.changed
-    if changed:
-        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-        original = plan.original_states
-        for item_id, state in changed.items():
-            groups[(original[item_id], state)].append(item_id)
+    groups = plan.state_changes()
+    if groups:
         event_id = new_event_id()
         # Serialised straight from a dict (it is written for every order placed); the placement tests
         # (tests/integration/test_placement_rules.py) hold it to the ItemStateChanged contract.

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from asyncpg import Range
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -204,10 +203,11 @@ COMMAND_COLUMNS = (
 )
 
 
-def ranges_of(item_ids: list[int]) -> tuple[Range, ...]:
-    """Ids as the half-open ranges of an int8multirange: [1, 2, 3, 7] -> [1,4), [7,8). A tuple: in an array
-    of multiranges, asyncpg would take a list for a dimension of the array."""
-    return tuple(Range(first, last + 1) for first, last in to_ranges(item_ids))
+def ranges_of(item_ids: list[int]) -> tuple[tuple[int, int], ...]:
+    """Ids as an int8multirange: [1, 2, 3, 7] -> ((1, 3), (7, 7)), each pair a range with both bounds included
+    (how asyncpg reads a pair; PostgreSQL stores them as [1,4), [7,8)). A tuple: in an array of multiranges,
+    asyncpg would take a list for a dimension of the array."""
+    return tuple(to_ranges(item_ids))
 
 
 async def record_plans(

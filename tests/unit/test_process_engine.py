@@ -396,7 +396,8 @@ def test_entering_as_one_group_plans_what_the_item_by_item_way_plans(path, monke
             engine = Engine(process, default_registry())
             facts = order(payment_method, process.name)
             fast = engine.enter(facts, items(state, 1, 2, 3), NOW)
-            grouped += engine._enter_together(facts, items(state, 1, 2, 3), state, NOW) is not None
+            new = engine.enter_new(facts, [1, 2, 3], items(state, 1)[0], lambda: items(state, 1, 2, 3), NOW)
+            grouped += engine._enter_together(facts, [1, 2, 3], items(state, 1)[0], NOW) is not None
             with monkeypatch.context() as patched:
                 patched.setattr(Engine, "_enter_together", lambda *args: None)
                 slow = engine.enter(facts, items(state, 1, 2, 3), NOW)
@@ -407,9 +408,11 @@ def test_entering_as_one_group_plans_what_the_item_by_item_way_plans(path, monke
                 plan.final_states,
                 plan.original_states,
                 plan.changed,
+                plan.state_changes(),
                 plan.timeouts,
                 plan.condition_checks,
                 [type(event) for event in plan.emitted],
             )
             assert seen(fast) == seen(slow), f"{process.name}, {payment_method}, entering {state!r}"
+            assert seen(new) == seen(slow), f"{process.name}, {payment_method}, entering {state!r} (new items)"
     assert grouped  # the group way is taken somewhere in every process

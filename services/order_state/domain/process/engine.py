@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -68,6 +69,7 @@ class Plan:
     timeouts: list[Timeout] = field(default_factory=list)
     condition_checks: list[str] = field(default_factory=list)  # states entered that have eventless transitions
     _changed: dict[int, str] | None = field(default=None, repr=False, compare=False)
+    _state_changes: dict[tuple[str, str], list[int]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def changed(self) -> dict[int, str]:
@@ -76,6 +78,16 @@ class Plan:
             original = self.original_states
             self._changed = {item: state for item, state in self.final_states.items() if state != original[item]}
         return self._changed
+
+    def state_changes(self) -> dict[tuple[str, str], list[int]]:
+        """The changed items grouped by (from state, to state), each group's ids in the order they were planned."""
+        if self._state_changes is None:
+            groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+            original = self.original_states
+            for item_id, state in self.changed.items():
+                groups[(original[item_id], state)].append(item_id)
+            self._state_changes = dict(groups)
+        return self._state_changes
 
     @property
     def failed(self) -> list[CommandRun]:
@@ -143,7 +155,7 @@ class Engine:
         if len(states) != 1:
             raise ValueError("enter() takes items that are all in the same state")
         (state,) = states
-        plan = self._enter_together(order, items, state, now)
+        plan = self._enter_together(order, [item.id for item in items], items[0], now)
         if plan is not None:
             return plan
         follow = self.process.on_enter_event(state)
@@ -160,13 +172,21 @@ class Engine:
             self._entered(plan, order, state, stayed, now)
         return plan
 
-    def _enter_together(self, order: OrderFacts, items: list[ItemFacts], state: str, now: datetime) -> Plan | None:
-        """`enter` when the whole onEnter chain moves the items as one group: no command runs on the way and
-        every condition asked is about the order only (how every order placed starts in the shipped
-        processes). The same plan as `apply` would make, without its bookkeeping per item; None when the
-        chain needs that bookkeeping."""
+    def enter_new(
+        self, order: OrderFacts, ids: list[int], sample: ItemFacts, items: Callable[[], list[ItemFacts]], now: datetime
+    ) -> Plan:
+        """`enter` for items just created, all in `sample`'s state: `items` builds their facts only when the
+        onEnter chain needs them item by item (placement: the shipped processes never do)."""
+        plan = self._enter_together(order, ids, sample, now)
+        return plan if plan is not None else self.enter(order, items(), now)
+
+    def _enter_together(self, order: OrderFacts, ids: list[int], sample: ItemFacts, now: datetime) -> Plan | None:
+        """`enter` when the whole onEnter chain moves the items (`ids`, all in `sample`'s state) as one group:
+        no command runs on the way and every condition asked is about the order only (how every order placed
+        starts in the shipped processes). The same plan as `apply` would make, without its bookkeeping per
+        item; None when the chain needs that bookkeeping."""
         process, order_level = self.process, self.plugins.order_level
-        ids = [item.id for item in items]
+        state = sample.state
         moves: list[Move] = []
         current = state
         for _ in range(MAX_CHAIN):
@@ -181,7 +201,7 @@ class Engine:
                 or any(t.condition is not None and t.condition not in order_level for t in transitions)
             ):
                 return None
-            chosen = self.choose(transitions, order, items[0]._replace(state=current)) if transitions else None
+            chosen = self.choose(transitions, order, sample._replace(state=current)) if transitions else None
             if chosen is None:  # nothing leaves this state on its onEnter event: the items stay
                 break
             moves.append(Move(ids, chosen.source, chosen.target, event))
@@ -194,6 +214,7 @@ class Engine:
             original_states=dict.fromkeys(ids, state),
             final_states=final,
             _changed=final.copy() if current != state else {},
+            _state_changes={(state, current): ids} if current != state else {},
         )
         self._entered(plan, order, current, ids, now)
         return plan
