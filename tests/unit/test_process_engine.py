@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -396,7 +397,7 @@ def test_entering_as_one_group_plans_what_the_item_by_item_way_plans(path, monke
             engine = Engine(process, default_registry())
             facts = order(payment_method, process.name)
             fast = engine.enter(facts, items(state, 1, 2, 3), NOW)
-            new = engine.enter_new(facts, [1, 2, 3], items(state, 1)[0], lambda: items(state, 1, 2, 3), NOW)
+            new = engine.enter_new(facts, [1, 2, 3], items(state, 1)[0], partial(items, state, 1, 2, 3), NOW)
             grouped += engine._enter_together(facts, [1, 2, 3], items(state, 1)[0], NOW) is not None
             with monkeypatch.context() as patched:
                 patched.setattr(Engine, "_enter_together", lambda *args: None)
