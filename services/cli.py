@@ -184,21 +184,28 @@ def replay(
 def schemas_export(
     check: Annotated[bool, typer.Option(help="Only check that the committed files are current.")] = False,
 ) -> None:
-    """Write the JSON Schema files under schemas/json from the models."""
+    """Write the JSON Schema files under schemas/json from the models, and the services' AsyncAPI document
+    (schemas/asyncapi.json)."""
     from schemas.export import SCHEMA_DIR, render_all, write_all
+    from services.runtime.asyncapi import ASYNCAPI_FILE, render
 
+    document = render()
     if check:
         stale = [
             name
             for name, text in render_all().items()
             if not (SCHEMA_DIR / name).exists() or (SCHEMA_DIR / name).read_text() != text
         ]
+        if not ASYNCAPI_FILE.exists() or ASYNCAPI_FILE.read_text() != document:
+            stale.append(ASYNCAPI_FILE.name)
         if stale:
-            raise CliError(f"JSON Schema files out of date: {', '.join(stale)}; run `oms schemas export`")
-        typer.echo("JSON Schema files are current")
+            raise CliError(f"contract files out of date: {', '.join(stale)}; run `oms schemas export`")
+        typer.echo("JSON Schema files and the AsyncAPI document are current")
         return
     for path in write_all():
         typer.echo(f"wrote {path}")
+    ASYNCAPI_FILE.write_text(document)
+    typer.echo(f"wrote {ASYNCAPI_FILE}")
 
 
 @app.command()

@@ -7,8 +7,12 @@ from collections.abc import Sequence
 from faststream import FastStream
 
 from schemas import (
+    InvoiceCreditNoteIssued,
+    InvoiceGenerated,
     InvoiceGenerationRequested,
+    InvoiceResendRejected,
     InvoiceResendRequested,
+    InvoiceSent,
     OrderCanceled,
     OrderCreated,
     OrderCustomReferenceChanged,
@@ -63,6 +67,7 @@ DEFINITION = ServiceDefinition(
     metadata=metadata,
     subscribe=subscribe,
     workers=[deliver_emails],
+    publishes=(InvoiceGenerated, InvoiceSent, InvoiceResendRejected, InvoiceCreditNoteIssued),
 )
 
 

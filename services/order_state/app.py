@@ -9,8 +9,16 @@ from datetime import timedelta
 from faststream import FastStream
 
 from schemas import (
+    InvoiceGenerationRequested,
+    ItemStateChanged,
+    OrderCanceled,
+    OrderCancelRejected,
     OrderCancelRequested,
+    OrderCreated,
+    OrderCustomReferenceChanged,
+    OrderCustomReferenceUpdateRejected,
     OrderCustomReferenceUpdateRequested,
+    OrderItemEventRejected,
     OrderItemEventRequested,
     OrderPlaced,
     ShipmentCreated,
@@ -86,6 +94,16 @@ DEFINITION = ServiceDefinition(
     metadata=metadata,
     subscribe=subscribe,
     workers=[run_scheduler],
+    publishes=(
+        OrderCreated,
+        ItemStateChanged,
+        OrderItemEventRejected,
+        OrderCanceled,
+        OrderCancelRejected,
+        OrderCustomReferenceChanged,
+        OrderCustomReferenceUpdateRejected,
+        InvoiceGenerationRequested,  # the default process's command asks for the invoice
+    ),
 )
 
 

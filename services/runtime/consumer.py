@@ -90,6 +90,7 @@ class EventConsumer:
         self._failures: dict[tuple[str, int, int], int] = {}
         self._compressed = settings.kafka_batch_compression is not None
         self.topics: list[str] = []
+        self.routes: dict[str, Route] = {}
 
     def subscribe(
         self,
@@ -105,6 +106,7 @@ class EventConsumer:
         as dicts validated by the same contract (see services.runtime.documents; for the busiest topics)."""
         route = Route(model, handler, name or f"{self.service}.{handler.__name__}", as_documents)
         self.topics.append(topic)
+        self.routes[topic] = route
         settings = self.settings
 
         async def on_batch(body: Any, message: KafkaMessage) -> None:

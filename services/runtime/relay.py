@@ -58,6 +58,10 @@ class OutboxRelay:
             RETURNING id, topic, key, value, headers::text, event_id::text, value_codec"""
         self.published = 0
 
+    async def discard(self) -> None:
+        """Let go of a relay that will never run (its producer was created, not started)."""
+        await self._producer.stop()
+
     async def run(self, stop: asyncio.Event) -> None:
         await self._start_producer(stop)
         listener = None

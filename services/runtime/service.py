@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from schemas.envelope import Event
 from services.runtime.broker import create_broker
 from services.runtime.consumer import EventConsumer
 from services.runtime.db import create_engine
@@ -45,6 +46,8 @@ class ServiceDefinition:
     metadata: MetaData
     subscribe: Callable[[ServiceContext], None]
     workers: list[Worker] = field(default_factory=list)
+    # The contracts this service publishes (through its outbox), for the AsyncAPI document.
+    publishes: tuple[type[Event], ...] = ()
 
     @property
     def outbox(self) -> Table:

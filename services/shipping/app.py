@@ -6,7 +6,16 @@ from collections.abc import Sequence
 
 from faststream import FastStream
 
-from schemas import ItemStateChanged, OrderCreated, OrderCustomReferenceChanged, ShipmentSplitRequested
+from schemas import (
+    ItemStateChanged,
+    OrderCreated,
+    OrderCustomReferenceChanged,
+    ShipmentCreated,
+    ShipmentSplit,
+    ShipmentSplitRejected,
+    ShipmentSplitRequested,
+    ShipmentUpdated,
+)
 from services.runtime.consumer import Incoming
 from services.runtime.service import ServiceContext, ServiceDefinition, create_app
 from services.runtime.settings import Settings, get_settings
@@ -43,6 +52,7 @@ DEFINITION = ServiceDefinition(
     name=SCHEMA,
     metadata=metadata,
     subscribe=subscribe,
+    publishes=(ShipmentCreated, ShipmentSplit, ShipmentSplitRejected, ShipmentUpdated),
 )
 
 

@@ -96,3 +96,28 @@ def test_unknown_fields_and_wrong_event_type_are_refused():
 def test_timestamps_need_a_time_zone():
     with pytest.raises(ValidationError, match="time zone"):
         OrderPlaced.model_validate(placed(occurred_at="2026-11-23T10:00:00"))
+
+
+def test_committed_asyncapi_document_matches_the_services(monkeypatch):
+    from schemas.registry import EVENT_MODELS
+    from services.runtime.asyncapi import ASYNCAPI_FILE, render
+
+    monkeypatch.setenv("OMS_KAFKA_GROUP_PREFIX", "elsewhere")  # the committed document shows the defaults
+    rendered = render()
+    assert ASYNCAPI_FILE.read_text() == rendered, "schemas/asyncapi.json drifted; run `oms schemas export`"
+    document = json.loads(rendered)
+    assert document["asyncapi"] == "3.0.0"
+    channels = document["channels"]
+    # Every contract has a channel: consumed by a service, published by one, or both.
+    topics = {channel["address"] for channel in channels.values()}
+    assert set(EVENT_MODELS) <= topics
+    assert {"dlq.order_state", "dlq.invoicing", "dlq.shipping"} <= topics
+    # Subscriptions name their consumer group and carry the contract as payload.
+    placed = document["operations"]["order_state:order.placed"]
+    assert placed["action"] == "receive"
+    assert "in consumer group oms.order_state.order.placed." in channels["order_state:order.placed"]["description"]
+    message = document["components"]["messages"]["order_state:order.placed:SubscribeMessage"]
+    assert message["payload"] == {"$ref": "#/components/schemas/OrderPlaced"}
+    assert "custom_order_reference" in document["components"]["schemas"]["OrderCreated"]["properties"]
+    created = document["operations"]["order_state:publishes:order.created"]
+    assert created["action"] == "send"
