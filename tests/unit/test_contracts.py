@@ -112,6 +112,10 @@ def test_committed_asyncapi_document_matches_the_services(monkeypatch):
     topics = {channel["address"] for channel in channels.values()}
     assert set(EVENT_MODELS) <= topics
     assert {"dlq.order_state", "dlq.invoicing", "dlq.shipping"} <= topics
+    # Every fact (not a request from checkout or the back office) is declared by the service that publishes it.
+    published = {channel["address"] for name, channel in channels.items() if ":publishes:" in name}
+    facts = {topic for topic in EVENT_MODELS if topic != "order.placed" and not topic.endswith("_requested")}
+    assert facts <= published, f"facts no service declares it publishes: {sorted(facts - published)}"
     # Subscriptions name their consumer group and carry the contract as payload.
     placed = document["operations"]["order_state:order.placed"]
     assert placed["action"] == "receive"
