@@ -333,6 +333,7 @@ class EmbeddedStack:
             "OMS_KAFKA_SESSION_TIMEOUT_MS": "1000",
             "OMS_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
             "OMS_KAFKA_TOPIC_PARTITIONS": "3",
+            "OMS_STARTUP_TIMEOUT_SECONDS": "90",
             "OMS_DATABASE_URL": self.postgres.url(),
             "OMS_SMTP_HOST": "127.0.0.1",
             "OMS_SMTP_PORT": str(self.smtp.port),

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,8 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastStream:
     context = build_context(definition, settings)
     engine, broker, relay = context.engine, context.broker, context.relay
 
+    ready = asyncio.Event()
+
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         tune_garbage_collector()
@@ -96,6 +99,13 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastStream:
             asyncio.create_task(worker(context, stop), name=f"{definition.name}-{worker.__name__}")
             for worker in definition.workers
         ]
+        if settings.startup_timeout_seconds > 0:
+            tasks.append(
+                asyncio.create_task(
+                    startup_watchdog(definition.name, ready, stop, settings.startup_timeout_seconds),
+                    name=f"{definition.name}-startup-watchdog",
+                )
+            )
         log.info("%s started", definition.name)
         try:
             yield
@@ -111,4 +121,50 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastStream:
             await engine.dispose()
             log.info("%s stopped", definition.name)
 
-    return FastStream(broker, lifespan=lifespan)
+    app = FastStream(broker, lifespan=lifespan)
+
+    @app.after_startup
+    async def joined() -> None:  # every subscriber started: its consumer group joined, partitions assigned
+        ready.set()
+        log.info("%s ready: consuming %d topics", definition.name, len(context.consumer.topics))
+
+    return app
+
+
+STARTUP_TIMEOUT_EXIT = 75  # EX_TEMPFAIL: try again
+
+
+async def startup_watchdog(
+    service: str,
+    ready: asyncio.Event,
+    stop: asyncio.Event,
+    timeout: float,
+    exit_process: Callable[[int], object] | None = None,
+) -> None:
+    """Ends the process when the service has not joined its consumer groups within `timeout` seconds (nor been
+    stopped meanwhile). A join that never finishes leaves the service running and consuming nothing, without a
+    word; exiting says so, and lets `oms up` (or any supervisor) start it again. Nothing is lost: no offset was
+    committed, and what the relay had not published stays in the outbox."""
+    waiters = [asyncio.ensure_future(ready.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    if ready.is_set() or stop.is_set():
+        return
+    log.error(
+        "%s has not joined all its consumer groups %g s after starting (OMS_STARTUP_TIMEOUT_SECONDS); the "
+        "broker may never finish the join (the embedded one sometimes does not). Exiting with status %d so "
+        "that it is started again.",
+        service,
+        timeout,
+        STARTUP_TIMEOUT_EXIT,
+    )
+    (exit_process or _exit_now)(STARTUP_TIMEOUT_EXIT)
+
+
+def _exit_now(status: int) -> None:
+    """Exit at once: a clean shutdown would wait on the very join that hangs."""
+    logging.shutdown()  # the reason reaches the log first
+    os._exit(status)

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         default=30, ge=0, description="How long after placement a customer may cancel."
     )
     timeout_check_interval_seconds: float = 1.0
+    startup_timeout_seconds: float = Field(
+        default=0,
+        description="A service that has not joined all its consumer groups this long after starting exits with "
+        "status 75, so that its supervisor starts it again; 0 waits forever. The embedded stack sets 90: its "
+        "broker sometimes never finishes a consumer-group join.",
+    )
     condition_check_interval_seconds: float = 10.0
     split_delivery_enabled: bool = True
     split_threshold: int | None = Field(
