@@ -18,18 +18,16 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import asyncpg
 from pydantic_core import to_json
 from sqlalchemy import MetaData, text
 
-from bench.bench_outbox import postmaster_pid
-from bench.bench_placement import cpu_seconds, ordinary_order, with_children
-from bench.common import database
+from bench.bench_placement import ordinary_order
+from bench.common import cpu_per, database, postgres_cpu
 from schemas import OrderPlaced
 from services.order_state.domain.splitting import split_line
 from services.order_state.handlers import ORDER_COLUMNS, lines_json
 from services.order_state.tables import sales_order
-from services.runtime.db import asyncpg_dsn, copy_rows, create_engine
+from services.runtime.db import copy_rows, create_engine
 from services.runtime.documents import document_validator
 from services.runtime.settings import Settings
 
@@ -81,22 +79,17 @@ def order_rows(orders: int) -> list[tuple[object, ...]]:
 async def one_round(settings: Settings, schema: str, rows: list[tuple[object, ...]]) -> tuple[float, float | None]:
     """Seconds for writing all rows into `schema`.sales_order, and PostgreSQL's CPU seconds meanwhile."""
     engine = create_engine(settings, "order_state")
-    server = await asyncpg.connect(asyncpg_dsn(settings.database_url))
-    postmaster = await postmaster_pid(server)
-
-    def cpu() -> float:
-        return cpu_seconds(with_children(postmaster)) if postmaster else 0.0
-
     try:
         async with engine.begin() as conn:
             await conn.execute(text(f"TRUNCATE {schema}.sales_order"))
-        cpu_before, started = cpu(), time.perf_counter()
-        for first in range(0, len(rows), 1000):
-            async with engine.begin() as conn:
-                await copy_rows(conn, schema, "sales_order", ORDER_COLUMNS, rows[first : first + 1000])
-        return time.perf_counter() - started, (cpu() - cpu_before) if postmaster else None
+        async with postgres_cpu(settings) as cpu:
+            cpu_before, started = cpu(), time.perf_counter()
+            for first in range(0, len(rows), 1000):
+                async with engine.begin() as conn:
+                    await copy_rows(conn, schema, "sales_order", ORDER_COLUMNS, rows[first : first + 1000])
+            seconds, cpu_after = time.perf_counter() - started, cpu()
+            return seconds, (cpu_after - cpu_before) if cpu_after is not None and cpu_before is not None else None
     finally:
-        await server.close()
         await engine.dispose()
 
 
@@ -125,12 +118,10 @@ async def run(settings: Settings, orders: int, rounds: int) -> None:
     await engine.dispose()
     best = {kind: min(results[kind], key=lambda result: result[0]) for kind in KINDS}
 
-    def server(result: tuple[float, float | None]) -> str:
-        return f", PostgreSQL CPU {1e6 * result[1] / orders:,.0f} us per order" if result[1] is not None else ""
-
     print(f"{orders:,} ordinary 5-line order rows written with COPY, batches of 1,000:")
     for kind, label in KINDS.items():
-        print(f"  {label:38s}: {best[kind][0]:.2f} s{server(best[kind])}, {sizes[kind]:,.0f} bytes per row on disk")
+        seconds, cpu = best[kind]
+        print(f"  {label:38s}: {seconds:.2f} s{cpu_per(cpu, orders, 'order')}, {sizes[kind]:,.0f} bytes a row on disk")
     baseline, ours = best["compressed"], best["as is"]
     ratio = f"  ratio{' ' * 33}: {baseline[0] / ours[0]:.1f}x time"
     if baseline[1] is not None and ours[1]:

@@ -18,14 +18,12 @@ import asyncio
 import json
 import time
 import uuid
-from pathlib import Path
 
-import asyncpg
 from sqlalchemy import MetaData, text
 
-from bench.bench_placement import cpu_seconds, ordinary_order, with_children
-from bench.common import database
-from services.runtime.db import asyncpg_dsn, copy_rows, create_engine, driver_connection
+from bench.bench_placement import ordinary_order
+from bench.common import cpu_per, database, postgres_cpu
+from services.runtime.db import copy_rows, create_engine, driver_connection
 from services.runtime.messaging_tables import outbox_table
 from services.runtime.outbox_codec import pack, unpack
 from services.runtime.settings import Settings
@@ -40,47 +38,33 @@ def order_created(number: int) -> bytes:
     return json.dumps({**order, "event_type": "order.created", "initial_state": "new"}).encode()
 
 
-async def postmaster_pid(server: asyncpg.Connection) -> int | None:
-    """The PostgreSQL server's pid when it runs on this machine (its data directory readable), else None."""
-    try:
-        directory = Path(await server.fetchval("SHOW data_directory"))
-        return int((directory / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, asyncpg.PostgresError):
-        return None
-
-
 async def one_round(settings: Settings, schema: str, events: list[bytes], compress: bool) -> tuple[float, float | None]:
     """Seconds for writing and taking all events, and PostgreSQL's CPU seconds meanwhile (None: not known)."""
     engine = create_engine(settings, "order_state")
-    server = await asyncpg.connect(asyncpg_dsn(settings.database_url))
-    postmaster = await postmaster_pid(server)
-
-    def cpu() -> float:
-        return cpu_seconds(with_children(postmaster)) if postmaster else 0.0
-
     try:
-        cpu_before, started = cpu(), time.perf_counter()
-        for first in range(0, len(events), 1000):  # batches as the consumer writes them (UnitOfWork.flush)
-            rows = []
-            for value in events[first : first + 1000]:
-                kept, codec = pack(value) if compress else (value, None)
-                rows.append(OutboxRow("order.created", b"DE--1", kept, "[]", uuid.uuid4(), codec))
-            async with engine.begin() as conn:
-                await copy_rows(conn, schema, "outbox", OUTBOX_COLUMNS, rows)
-        taken = 0
-        while taken < len(events):  # as the relay takes them
-            async with engine.begin() as conn:
-                rows = await (await driver_connection(conn)).fetch(
-                    f"""DELETE FROM {schema}.outbox WHERE id = ANY(ARRAY(
-                            SELECT id FROM {schema}.outbox ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED))
-                        RETURNING value, value_codec"""
-                )
-                for row in rows:
-                    unpack(row["value"], row["value_codec"])
-                taken += len(rows)
-        return time.perf_counter() - started, (cpu() - cpu_before) if postmaster else None
+        async with postgres_cpu(settings) as cpu:
+            cpu_before, started = cpu(), time.perf_counter()
+            for first in range(0, len(events), 1000):  # batches as the consumer writes them (UnitOfWork.flush)
+                rows = []
+                for value in events[first : first + 1000]:
+                    kept, codec = pack(value) if compress else (value, None)
+                    rows.append(OutboxRow("order.created", b"DE--1", kept, "[]", uuid.uuid4(), codec))
+                async with engine.begin() as conn:
+                    await copy_rows(conn, schema, "outbox", OUTBOX_COLUMNS, rows)
+            taken = 0
+            while taken < len(events):  # as the relay takes them
+                async with engine.begin() as conn:
+                    rows = await (await driver_connection(conn)).fetch(
+                        f"""DELETE FROM {schema}.outbox WHERE id = ANY(ARRAY(
+                                SELECT id FROM {schema}.outbox ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED))
+                            RETURNING value, value_codec"""
+                    )
+                    for row in rows:
+                        unpack(row["value"], row["value_codec"])
+                    taken += len(rows)
+            seconds, cpu_after = time.perf_counter() - started, cpu()
+            return seconds, (cpu_after - cpu_before) if cpu_after is not None and cpu_before is not None else None
     finally:
-        await server.close()
         await engine.dispose()
 
 
@@ -103,12 +87,9 @@ async def run(settings: Settings, events: int, rounds: int) -> None:
     plain, packed = (min(results[kind], key=lambda result: result[0]) for kind in (False, True))
     size = sum(map(len, values)) / len(values)
 
-    def server(result: tuple[float, float | None]) -> str:
-        return f", PostgreSQL CPU {1e6 * result[1] / events:,.0f} us per event" if result[1] is not None else ""
-
     print(f"{events:,} order.created events of {size:,.0f} bytes, written and taken through an outbox table:")
-    print(f"  kept as written (baseline) : {plain[0]:.2f} s{server(plain)}")
-    print(f"  kept lz4-compressed        : {packed[0]:.2f} s{server(packed)}")
+    print(f"  kept as written (baseline) : {plain[0]:.2f} s{cpu_per(plain[1], events, 'event')}")
+    print(f"  kept lz4-compressed        : {packed[0]:.2f} s{cpu_per(packed[1], events, 'event')}")
     ratio = f"  ratio                      : {plain[0] / packed[0]:.1f}x time"
     if plain[1] is not None and packed[1]:
         ratio += f", {plain[1] / packed[1]:.1f}x PostgreSQL CPU"
