@@ -61,7 +61,9 @@ def _check_service(name: str) -> str:
 
 
 def service_definition(name: str):  # noqa: ANN201 - ServiceDefinition, imported lazily
-    return importlib.import_module(f"services.{_check_service(name)}.app").DEFINITION
+    from services.runtime.service import definition_of
+
+    return definition_of(_check_service(name))
 
 
 @app.command()
@@ -163,13 +165,11 @@ def replay(
     was already processed."""
     settings = _settings()
     from services.runtime.replay import GroupBusy, rewind_group
-    from services.runtime.service import build_context
+    from services.runtime.service import subscriptions
 
     async def rewind() -> None:
         for name in services:
-            context = build_context(service_definition(name), settings)
-            await context.engine.dispose()
-            for topic in context.consumer.topics:
+            for topic in await subscriptions(service_definition(name), settings):
                 group = settings.group_id(name, topic)
                 try:
                     partitions = await rewind_group(settings, group, [topic])

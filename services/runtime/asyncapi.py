@@ -11,7 +11,6 @@ contracts' JSON Schemas (the same models as `schemas/json`). `oms schemas export
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from schemas.envelope import Event
-from services.runtime.service import build_context
+from services.runtime.service import definition_of, subscriptions
 from services.runtime.settings import SERVICES, Settings
 from services.runtime.unit_of_work import dlq_topic
 
@@ -54,18 +53,15 @@ async def build_document(settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or default_settings()
     broker = KafkaBroker(settings.kafka_bootstrap_servers, description="The Kafka cluster the services share.")
     for service in SERVICES:
-        definition = importlib.import_module(f"services.{service}.app").DEFINITION
-        context = build_context(definition, settings)  # subscribes on its own broker; connects nothing
-        await context.relay.discard()
-        await context.engine.dispose()
-        for topic, route in context.consumer.routes.items():
+        definition = definition_of(service)
+        for topic, route in (await subscriptions(definition, settings)).items():
+            group = settings.group_id(service, topic)
             broker.subscriber(
                 topic,
-                group_id=settings.group_id(service, topic),
+                group_id=group,
                 title=f"{service}:{topic}",
-                description=f"{service} consumes {topic} in consumer group {settings.group_id(service, topic)}. "
+                description=f"{service} consumes {topic} in consumer group {group}. "
                 f"{route.model.__doc__ or ''}".strip(),
-                include_in_schema=True,
             )(_documented(route.model))
         for model in definition.publishes:
             broker.publisher(

@@ -89,8 +89,11 @@ class EventConsumer:
         self.inbox = inbox
         self._failures: dict[tuple[str, int, int], int] = {}
         self._compressed = settings.kafka_batch_compression is not None
-        self.topics: list[str] = []
-        self.routes: dict[str, Route] = {}
+        self.routes: dict[str, Route] = {}  # topic -> how its records are handled
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self.routes)
 
     def subscribe(
         self,
@@ -105,7 +108,6 @@ class EventConsumer:
         """Consume `topic` in batches into `handler`, with events as `model` objects, or with `as_documents`
         as dicts validated by the same contract (see services.runtime.documents; for the busiest topics)."""
         route = Route(model, handler, name or f"{self.service}.{handler.__name__}", as_documents)
-        self.topics.append(topic)
         self.routes[topic] = route
         settings = self.settings
 

@@ -341,8 +341,9 @@ class EmbeddedStack:
 
 
 # Replicas of one service joining the embedded broker's consumer groups at the same moment sometimes never
-# finish joining (Tansu 0.6: seen in 2 of 6 simultaneous starts, in none of 14 starts two seconds apart), so
-# replicas are started this far apart.
+# finish joining (Tansu 0.6: seen in 2 of 6 simultaneous starts), so replicas are started this far apart. That
+# makes it rarer, not impossible (one hang in about forty staggered starts): OMS_STARTUP_TIMEOUT_SECONDS,
+# which environment() sets, ends a service whose join hangs so that it is started again.
 REPLICA_STAGGER_SECONDS = 2.0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.envelope import Event
 from services.runtime.broker import create_broker
-from services.runtime.consumer import EventConsumer
+from services.runtime.consumer import EventConsumer, Route
 from services.runtime.db import create_engine
 from services.runtime.relay import OutboxRelay
 from services.runtime.settings import Settings
@@ -82,6 +83,20 @@ def tune_garbage_collector() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, older, oldest)
+
+
+def definition_of(service: str) -> ServiceDefinition:
+    """The definition of one of the services (`services.<name>.app.DEFINITION`), imported when asked for."""
+    return importlib.import_module(f"services.{service}.app").DEFINITION
+
+
+async def subscriptions(definition: ServiceDefinition, settings: Settings) -> dict[str, Route]:
+    """The topics a service consumes and how, as its `subscribe` registers them, without running it: nothing is
+    connected, and what was built to find out is let go."""
+    context = build_context(definition, settings)
+    await context.relay.discard()
+    await context.engine.dispose()
+    return context.consumer.routes
 
 
 def create_app(definition: ServiceDefinition, settings: Settings) -> FastStream:

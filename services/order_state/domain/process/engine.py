@@ -156,8 +156,10 @@ class Engine:
             raise ValueError("enter() takes items that are all in the same state")
         (state,) = states
         plan = self._enter_together(order, [item.id for item in items], items[0], now)
-        if plan is not None:
-            return plan
+        return plan if plan is not None else self._enter_item_by_item(order, items, state, now)
+
+    def _enter_item_by_item(self, order: OrderFacts, items: list[ItemFacts], state: str, now: datetime) -> Plan:
+        """`enter` through `apply`, for onEnter chains that run commands or ask conditions about items."""
         follow = self.process.on_enter_event(state)
         plan = (
             self.apply(order, items, follow, now, refuse=False)
@@ -178,7 +180,7 @@ class Engine:
         """`enter` for items just created, all in `sample`'s state: `items` builds their facts only when the
         onEnter chain needs them item by item (placement: the shipped processes never do)."""
         plan = self._enter_together(order, ids, sample, now)
-        return plan if plan is not None else self.enter(order, items(), now)
+        return plan if plan is not None else self._enter_item_by_item(order, items(), sample.state, now)
 
     def _enter_together(self, order: OrderFacts, ids: list[int], sample: ItemFacts, now: datetime) -> Plan | None:
         """`enter` when the whole onEnter chain moves the items (`ids`, all in `sample`'s state) as one group:
