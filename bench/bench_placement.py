@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -51,6 +52,7 @@ from services.runtime.db import asyncpg_dsn, create_engine, driver_connection
 from services.runtime.documents import document_validator
 from services.runtime.embedded import REPLICA_STAGGER_SECONDS, EmbeddedStack, ServiceProcess
 from services.runtime.migrations import upgrade_all
+from services.runtime.relay import partition_for
 from services.runtime.settings import Settings
 from services.runtime.topics import all_topics, ensure_topics
 from services.runtime.unit_of_work import UnitOfWork
@@ -67,6 +69,19 @@ def ordinary_order(number: int, run: str, topic_run: str) -> dict:
     order["totals"]["subtotal"] = sum(line["unit_price"] * line["quantity"] for line in order["lines"])
     order["event_id"] = str(uuid.uuid4())
     return order
+
+
+def partition_ends(prefix: str, count: int, partitions: int) -> tuple[list[str], list[str]]:
+    """The references of the first and of the last of `count` orders of `prefix` in each partition of
+    order.placed (where the producer's default partitioner puts them)."""
+    firsts: dict[int, str] = {}
+    lasts: dict[int, str] = {}
+    for number in range(count):
+        reference = f"DE--{prefix}-{number}"
+        partition = partition_for(reference.encode(), list(range(partitions)))
+        firsts.setdefault(partition, reference)
+        lasts[partition] = reference
+    return list(firsts.values()), list(lasts.values())
 
 
 async def publish(settings: Settings, topic: str, orders: list[dict]) -> None:
@@ -88,6 +103,7 @@ class Throughput:
     stored: float  # orders/s written (order, lines, items, history, timeouts, outbox) and committed
     published: float | None  # orders/s until every order's events had left the outbox for Kafka
     cpu: dict[str, float] | None = None  # CPU microseconds per order by process group, where /proc tells
+    raw: float | None = None  # orders/s the broker and database managed with no order logic, just before
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
@@ -160,6 +176,13 @@ async def throughput(
         # A key range, not LIKE $1: a prepared LIKE with a parameter ends up scanning the whole (growing)
         # table every poll, which would steal the service's CPU.
         low, high = f"DE--{prefix}-", f"DE--{prefix}."
+        # Polling must not steal the CPU being measured: counting the run's orders takes tens of milliseconds
+        # once there are tens of thousands, a few index lookups do not. Each partition's orders are stored in
+        # the order they were published, so the run has started when any partition's first order is stored
+        # and is done when every partition's last one is (then counted once, to be sure).
+        firsts, lasts = partition_ends(prefix, count, settings.kafka_topic_partitions)
+        present = "SELECT count(*) FROM order_state.sales_order WHERE order_reference = ANY($1::text[])"
+        counted = "SELECT count(*) FROM order_state.sales_order WHERE order_reference >= $1 AND order_reference < $2"
         deadline = time.monotonic() + timeout
         stored = 0
         total = "SELECT count(*) FROM order_state.sales_order"
@@ -173,14 +196,14 @@ async def throughput(
                     tail = service.log_file.read_text(errors="replace").splitlines()[-15:]
                     raise RuntimeError(f"{service.service} stopped; the end of its log:\n" + "\n".join(tail))
             await asyncio.sleep(0.25)
-            stored = await conn.fetchval(
-                "SELECT count(*) FROM order_state.sales_order WHERE order_reference >= $1 AND order_reference < $2",
-                low,
-                high,
-            )
-            if cpu is not None and cpu_before is None and stored:  # the measured orders have started
-                cpu_before, orders_before = cpu.sample(), await conn.fetchval(total)
-        while published and await conn.fetchval("SELECT EXISTS (SELECT 1 FROM order_state.outbox)"):
+            if cpu is not None and cpu_before is None and await conn.fetchval(present, firsts):
+                # the measured orders have started
+                orders_before = await conn.fetchval(total)
+                cpu_before = cpu.sample()
+            if await conn.fetchval(present, lasts) == len(lasts) or time.monotonic() > deadline - timeout / 2:
+                stored = await conn.fetchval(counted, low, high)
+        # The first row by key: the index skips the relays' deleted rows that a scan of the table would read.
+        while published and await conn.fetchval("SELECT EXISTS (SELECT 1 FROM order_state.outbox ORDER BY id LIMIT 1)"):
             if time.monotonic() > deadline:
                 raise TimeoutError("the outbox did not drain")
             await asyncio.sleep(0.05)
@@ -219,6 +242,7 @@ async def ours(
     results = []
     for run in range(runs):
         warm, prefix = f"WARM{replicas}R{run}", f"OURS{replicas}R{run}"
+        raw = await raw_limit(settings, orders, f"RAW{replicas}R{run}")
         await publish(settings, "order.placed", [ordinary_order(n, "B", warm) for n in range(warmup)])
         await publish(settings, "order.placed", [ordinary_order(n, "B", prefix) for n in range(orders)])
         services = [
@@ -231,7 +255,8 @@ async def ours(
             service.start()
         try:
             cpu = cpu_groups(stack, services)
-            results.append(await throughput(settings, prefix, orders, services=services, cpu=cpu))
+            measured = await throughput(settings, prefix, orders, services=services, cpu=cpu)
+            results.append(dataclasses.replace(measured, raw=raw))
         finally:
             for service in services:
                 service.stop(signal.SIGTERM)
@@ -317,6 +342,61 @@ async def baseline(settings: Settings, orders: int) -> Throughput:
         await conn.close()
 
 
+async def raw_limit(settings: Settings, orders: int, run: str, consumers: int = 2) -> float:
+    """What the broker and the database can do with these orders when nothing is done with them: `consumers`
+    Kafka consumers in this process (the partitions of a topic split between them, as between replicas) read
+    the orders in batches, COPY each batch into a table as one row per order (reference and JSON), commit,
+    then commit their offsets. Returns orders/s. The ceiling every order-management rate here sits under,
+    measured next to it because the machine's speed moves from one minute to the next."""
+    import asyncpg
+    from aiokafka import TopicPartition
+
+    topic = "bench.raw_placed"
+    await publish(settings, topic, [ordinary_order(n, "R", run) for n in range(orders)])
+    setup = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    await setup.execute("CREATE TABLE IF NOT EXISTS public.bench_raw (reference text NOT NULL, body json NOT NULL)")
+    await setup.close()
+    partitions = list(range(settings.kafka_topic_partitions))
+    done = 0
+    started: float | None = None
+
+    async def drain(mine: list[int]) -> None:
+        nonlocal done, started
+        conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=f"bench-raw-{run}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(topic, p) for p in mine])
+            while done < orders:
+                batches = await consumer.getmany(timeout_ms=200, max_records=1_000)
+                records = [record for batch in batches.values() for record in batch]
+                if not records:
+                    continue
+                started = started or time.perf_counter()
+                async with conn.transaction():
+                    await conn.copy_records_to_table(
+                        "bench_raw",
+                        schema_name="public",
+                        columns=("reference", "body"),
+                        records=[(record.key.decode(), record.value.decode()) for record in records],
+                    )
+                await consumer.commit()
+                done += len(records)
+        finally:
+            await consumer.stop()
+            await conn.close()
+
+    shares = [partitions[n::consumers] for n in range(consumers)]
+    await asyncio.wait_for(asyncio.gather(*(drain(mine) for mine in shares)), timeout=600)
+    assert started is not None
+    return orders / (time.perf_counter() - started)
+
+
 async def big_order(settings: Settings) -> tuple[float, float]:
     document = ordinary_order(0, "G", "BIG")
     document["lines"] = document["lines"][:2]
@@ -372,7 +452,7 @@ async def run(args: argparse.Namespace) -> None:
             os.environ.update(env)
             settings = Settings()
             await upgrade_all(settings)
-            await ensure_topics(settings, [*all_topics(), "bench.naive_placed"])
+            await ensure_topics(settings, [*all_topics(), "bench.naive_placed", "bench.raw_placed"])
             base_rate = await baseline(settings, args.baseline_orders)
             rates = {
                 replicas: await ours(stack, settings, env, args.orders, replicas, args.runs, args.warmup)
@@ -402,6 +482,14 @@ async def run(args: argparse.Namespace) -> None:
                 "      CPU per order (median): "
                 + ", ".join(f"{name} {statistics.median(m[name] for m in measured):,.0f} us" for name in measured[0])
                 + f" = {statistics.median(sum(m.values()) for m in measured):,.0f} us"
+            )
+        raws = [(rate.stored, rate.raw) for rate in runs if rate.raw]
+        if raws:
+            shares = sorted(stored / raw for stored, raw in raws)
+            print(
+                f"      raw broker+database limit just before each run (consume, COPY, no logic): "
+                f"{', '.join(f'{raw:,.0f}' for _, raw in raws)} orders/s; order_state at "
+                f"{statistics.median(shares):.0%} of it (runs {', '.join(f'{share:.0%}' for share in shares)})"
             )
     print(f"100,000 + 1,000,000-unit order stored          : {big_ours:.3f} s")
     print(f"baseline, its 100,001 items one INSERT each    : {big_base:.3f} s")

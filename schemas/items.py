@@ -13,6 +13,14 @@ ItemIdRanges = list[tuple[int, int]]
 
 def to_ranges(item_ids: list[int] | set[int]) -> ItemIdRanges:
     """Sorted ids as inclusive [first, last] ranges: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    count = len(item_ids)
+    if count == 1:
+        (only,) = item_ids
+        return [(only, only)]
+    if count:
+        first, last = min(item_ids), max(item_ids)
+        if last - first == count - 1 and len(set(item_ids)) == count:
+            return [(first, last)]  # one run (an order's new items, a line's): no loop over the ids
     ranges: ItemIdRanges = []
     for item_id in sorted(item_ids):
         if ranges and item_id == ranges[-1][1] + 1:

@@ -11,7 +11,6 @@ from functools import partial
 from itertools import repeat
 from typing import Any
 
-from pydantic_core import to_json
 from sqlalchemy import select, update
 
 from schemas import (
@@ -48,6 +47,7 @@ from services.runtime.consumer import Incoming
 from services.runtime.db import any_id, copy_rows
 from services.runtime.documents import Document
 from services.runtime.errors import PermanentError
+from services.runtime.json_codec import dump_json
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
 
@@ -174,9 +174,9 @@ async def place_orders(
             continue
         taken_references.add(reference)
         parts = placement.parts
-        parts["customer"] = to_json(order["customer"])
-        parts["billing_address"] = to_json(order["billing_address"])
-        parts["totals"] = to_json(order["totals"])
+        parts["customer"] = dump_json(order["customer"])
+        parts["billing_address"] = dump_json(order["billing_address"])
+        parts["totals"] = dump_json(order["totals"])
         parts["lines"] = lines_json(order, placement.splits, placement.line_ids)
         order_rows.append(
             (
@@ -268,14 +268,9 @@ def _item_facts(order: Document, placement: _Placement) -> list[ItemFacts]:
 
 def lines_json(order: Document, splits: list[ItemSplit], line_ids: list[list[int]]) -> bytes:
     """The order's lines as order.created carries them (and the order row keeps them): each line as placed,
-    with its items as id ranges. Lines that share a shipment (most orders ship to one address) have it
-    serialised once."""
-    fragments = []
-    last_shipment, shipment = None, b""
-    for number, (line, split, ids) in enumerate(zip(order["lines"], splits, line_ids, strict=True), start=1):
-        if line["shipment"] != last_shipment:
-            last_shipment, shipment = line["shipment"], to_json(line["shipment"])
-        scalars = to_json(
+    with its items as id ranges."""
+    return dump_json(
+        [
             {
                 "line_number": number,
                 "sku": line["sku"],
@@ -288,10 +283,11 @@ def lines_json(order: Document, splits: list[ItemSplit], line_ids: list[list[int
                 "item_id_ranges": to_ranges(ids),
                 "item_count": split.count,
                 "item_quantity": split.quantity_each,
+                "shipment": line["shipment"],
             }
-        )
-        fragments.append(scalars[:-1] + b',"shipment":' + shipment + b"}")
-    return b"[" + b",".join(fragments) + b"]"
+            for number, (line, split, ids) in enumerate(zip(order["lines"], splits, line_ids, strict=True), start=1)
+        ]
+    )
 
 
 def order_created_json(
@@ -301,7 +297,7 @@ def order_created_json(
     object built only to be serialised. `parts` are the JSON placement already made for the order row
     (customer, billing_address, totals, lines), spliced in rather than serialised twice.
     tests/unit/test_documents.py holds the result to the contract."""
-    head = to_json(
+    head = dump_json(
         {
             "event_id": event_id,
             "event_type": OrderCreated.TOPIC,

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from pydantic_core import to_json
-
 from schemas import ItemStateChanged, to_ranges
 from schemas.envelope import Cause, Event, new_event_id
 from services.order_state.domain.process.engine import Plan
 from services.order_state.domain.process.plugins import ItemFacts, OrderFacts
 from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.state_store import OrderRow, write_plan
+from services.runtime.json_codec import dump_json
 from services.runtime.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ def publish_outcome(
         event_id = new_event_id()
         # Serialised straight from a dict (it is written for every order placed); the placement tests
         # (tests/integration/test_placement_rules.py) hold it to the ItemStateChanged contract.
-        value = to_json(
+        value = dump_json(
             {
                 "event_id": event_id,
                 "event_type": ItemStateChanged.TOPIC,

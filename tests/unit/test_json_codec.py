@@ -1,0 +1,69 @@
+"""dump_json writes what pydantic's to_json writes, for everything the busy paths serialise."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from pydantic_core import to_json
+
+from schemas import OrderPlaced, to_ranges
+from services.runtime.documents import document_validator
+from services.runtime.json_codec import dump_json
+from services.samples import sample_order
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 11, 23, 18, 0, tzinfo=UTC),
+        datetime(2026, 11, 23, 18, 0, 0, 123, tzinfo=UTC),
+        datetime(2026, 11, 23, 18, 0, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 11, 23, 18, 0),
+        date(2026, 11, 23),
+        uuid.UUID("7e9cbd5f-3d41-4c68-892d-9dcd8dff07e3"),
+        19.0,
+        0.1,
+        1e-7,
+        1e22,
+        'Straße "7" \\ \u2028 😀',
+        None,
+        True,
+        [(1, 3), (7, 7)],
+        {"b": 1, "a": [None, False]},
+    ],
+    ids=repr,
+)
+def test_the_bytes_are_the_same_as_pydantic_writes(value):
+    assert dump_json(value) == to_json(value)
+
+
+def test_a_placed_order_document_is_written_byte_for_byte_as_pydantic_writes_it():
+    document = document_validator(OrderPlaced).validate_json(sample_order(3, run="J").model_dump_json())
+    assert dump_json(document) == to_json(document)
+    assert json.loads(dump_json(document["lines"])) == json.loads(to_json(document["lines"]))
+
+
+def test_what_orjson_refuses_is_still_written():
+    huge = {"unit_price": 10**30}  # beyond 64 bits: the contract allows it, orjson does not
+    assert dump_json(huge) == b'{"unit_price":1000000000000000000000000000000}'
+
+
+@pytest.mark.parametrize(
+    ("ids", "ranges"),
+    [
+        ([], []),
+        ([5], [(5, 5)]),
+        ([5, 6, 7], [(5, 7)]),
+        ([7, 5, 6], [(5, 7)]),
+        ({7, 5, 6}, [(5, 7)]),
+        ([1, 2, 3, 7], [(1, 3), (7, 7)]),
+        ([1, 3, 4], [(1, 1), (3, 4)]),
+        ([3, 4, 6, 5], [(3, 6)]),
+        (list(range(100, 100_100)), [(100, 100_099)]),
+    ],
+)
+def test_ids_become_inclusive_ranges(ids, ranges):
+    assert to_ranges(ids) == ranges
