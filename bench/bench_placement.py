@@ -5,17 +5,19 @@ baseline measured in the same run.
         [--warmup 10000]
 
 Runs on the embedded stack (PostgreSQL + Tansu, topics with 6 partitions). Throughput: ordinary orders
-(5 lines: splittable lines of 1-3 units and one non-splittable pallet line) wait in order.placed, then the
-real order_state service (`oms service order_state`: batches, inbox, set-based writes, outbox, relay)
-drains them, with one process and with two replicas in one consumer group (how the service scales out).
-Each run publishes a warm-up burst and then N measured orders, starts fresh processes, lets them form their
-consumer group on the warm-up orders (not counted) and measures the N orders; the machine is shared and
-noisy, so the median of several runs is reported with every run. Rates come from the database's clock:
+(5 lines: splittable lines of 1-3 units and one non-splittable pallet line) arrive in order.placed as one
+burst and the real order_state service (`oms service order_state`: batches, inbox, set-based writes, outbox,
+relay) drains them, with one process and with two replicas in one consumer group (how the service scales
+out). Each run starts fresh processes on a warm-up burst (not counted), waits until every replica has joined
+its consumer groups and the rebalance has settled, then publishes the N measured orders; the machine is
+shared and noisy, so the median of several runs is reported with every run, and before each run the raw
+broker+database limit: what two plain Kafka consumers manage when they only COPY each order into a table as
+it came (the ceiling under which every rate here sits). Rates come from the database's clock:
 "stored" from the first batch's start to the last batch's start, "published" from the first batch's start
 until the outbox is empty (every order.created and item.state_changed handed to Kafka). On Linux each run also
 reports the CPU time per order of the order_state processes, of PostgreSQL's server processes and of the
 broker, from the moment the measured orders start until the outbox is empty (the bench's own polling of the
-database, a few queries a second, counts as PostgreSQL's).
+database, a few index lookups a second, counts as PostgreSQL's).
 Baseline: a consumer of the same topic that handles one message per transaction with one INSERT per row
 (order with its lines, items, history, outbox) and commits the offset after each message. Big order:
 order_state's placement handler on an order with a splittable line of 100,000 units and a
@@ -53,6 +55,7 @@ from services.runtime.documents import document_validator
 from services.runtime.embedded import REPLICA_STAGGER_SECONDS, EmbeddedStack, ServiceProcess
 from services.runtime.migrations import upgrade_all
 from services.runtime.relay import partition_for
+from services.runtime.service import STARTUP_TIMEOUT_EXIT
 from services.runtime.settings import Settings
 from services.runtime.topics import all_topics, ensure_topics
 from services.runtime.unit_of_work import UnitOfWork
@@ -84,18 +87,52 @@ def partition_ends(prefix: str, count: int, partitions: int) -> tuple[list[str],
     return list(firsts.values()), list(lasts.values())
 
 
-async def publish(settings: Settings, topic: str, orders: list[dict]) -> None:
+# After the last replica has joined, the others learn of the rebalance at their next heartbeat and join again.
+GROUP_SETTLE_SECONDS = 3.0
+
+
+def encoded(orders: list[dict]) -> list[tuple[bytes, bytes]]:
+    """Orders as Kafka messages: (key, value)."""
+    return [(order["order_reference"].encode(), json.dumps(order).encode()) for order in orders]
+
+
+async def publish(settings: Settings, topic: str, orders: list[dict] | list[tuple[bytes, bytes]]) -> None:
+    """Publish orders (dicts, or messages already encoded) to `topic`, keyed by order reference."""
+    messages = encoded(orders) if orders and isinstance(orders[0], dict) else orders
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5, max_batch_size=512 * 1024
     )
     await producer.start()
     try:
-        futures = [
-            await producer.send(topic, json.dumps(o).encode(), key=o["order_reference"].encode()) for o in orders
-        ]
+        futures = [await producer.send(topic, value, key=key) for key, value in messages]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+async def start_and_join(services: Sequence[ServiceProcess], timeout: float = 300) -> None:
+    """Start the services (replicas a few seconds apart) and wait until each has joined all its consumer groups
+    (it logs "ready: consuming"). One that gives up on a join that hangs on the embedded broker (status 75,
+    see OMS_STARTUP_TIMEOUT_SECONDS) is started again, as `oms up` would."""
+    for number, service in enumerate(services):
+        if number:
+            await asyncio.sleep(REPLICA_STAGGER_SECONDS)  # simultaneous joins can hang on the embedded broker
+        service.start()
+    deadline = time.monotonic() + timeout
+    waiting = list(services)
+    while waiting:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(waiting)} of {len(services)} services did not join their consumer groups")
+        for service in list(waiting):
+            if "ready: consuming" in service.log_file.read_text(errors="replace"):
+                waiting.remove(service)
+            elif not service.running:
+                assert service.process is not None
+                if service.process.returncode != STARTUP_TIMEOUT_EXIT:
+                    tail = service.log_file.read_text(errors="replace").splitlines()[-15:]
+                    raise RuntimeError(f"{service.service} stopped; the end of its log:\n" + "\n".join(tail))
+                service.start()
+        await asyncio.sleep(0.2)
 
 
 @dataclass(frozen=True)
@@ -237,23 +274,25 @@ async def throughput(
 async def ours(
     stack: EmbeddedStack, settings: Settings, env: dict[str, str], orders: int, replicas: int, runs: int, warmup: int
 ) -> list[Throughput]:
-    """Each run: a warm-up burst and then N measured orders wait in order.placed; `replicas` fresh order_state
-    processes start, form their consumer group on the warm-up orders (not counted) and drain the rest."""
+    """Each run: `replicas` fresh order_state processes start on a warm-up burst and join their consumer group
+    (all of them, and the rebalance that follows settled: a replica that joins while another drains the orders
+    alone would measure one replica plus a rebalance); then the N measured orders are published, as one
+    burst, and drained."""
     results = []
     for run in range(runs):
         warm, prefix = f"WARM{replicas}R{run}", f"OURS{replicas}R{run}"
         raw = await raw_limit(settings, orders, f"RAW{replicas}R{run}")
+        measured_orders = encoded([ordinary_order(n, "B", prefix) for n in range(orders)])
         await publish(settings, "order.placed", [ordinary_order(n, "B", warm) for n in range(warmup)])
-        await publish(settings, "order.placed", [ordinary_order(n, "B", prefix) for n in range(orders)])
         services = [
             ServiceProcess("order_state", env, stack.logs_dir / f"order_state-{replicas}-{run}-{n}.log")
             for n in range(replicas)
         ]
-        for number, service in enumerate(services):
-            if number:
-                await asyncio.sleep(REPLICA_STAGGER_SECONDS)  # simultaneous joins can hang on the embedded broker
-            service.start()
         try:
+            await start_and_join(services)
+            await throughput(settings, warm, warmup, published=True)  # the warm-up drained
+            await asyncio.sleep(GROUP_SETTLE_SECONDS)
+            await publish(settings, "order.placed", measured_orders)
             cpu = cpu_groups(stack, services)
             measured = await throughput(settings, prefix, orders, services=services, cpu=cpu)
             results.append(dataclasses.replace(measured, raw=raw))
@@ -445,7 +484,7 @@ async def run(args: argparse.Namespace) -> None:
             env = {
                 **stack.environment(),
                 "OMS_KAFKA_GROUP_PREFIX": "bench",
-                "OMS_LOG_LEVEL": "WARNING",
+                "OMS_LOG_LEVEL": "INFO",  # "ready: consuming" says a service has joined (a few lines per batch)
                 # Six partitions (the production default), so that replicas share order.placed evenly.
                 "OMS_KAFKA_TOPIC_PARTITIONS": "6",
             }
