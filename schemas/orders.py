@@ -141,8 +141,10 @@ class OrderLine(Contract):
 class OrderCreated(Event):
     """Published by order_state once an order and its items are stored in their initial state. One message per
     order: each line carries its items as id ranges, so the size grows with the lines, not the units. Relays
-    publish compressed record batches (Kafka's 1 MB limit applies after compression); an order whose
-    order.created would pass 4,000,000 bytes as written (about 6,000 lines) is refused at placement."""
+    publish compressed record batches (Kafka's 1 MB limit applies after compression): an order of the
+    contract's 10,000 lines, each with its shipment, is about 7 MB as written and far less compressed. One
+    that would pass 16,000,000 bytes as written (lines and addresses of hundreds of characters) is refused at
+    placement."""
 
     TOPIC: ClassVar[str] = "order.created"
     event_type: Literal["order.created"] = "order.created"

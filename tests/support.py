@@ -41,7 +41,7 @@ async def publish_raw(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         enable_idempotence=False,
         compression_type=compression_type,
-        max_request_size=4 * 1024 * 1024,
+        max_request_size=16 * 1024 * 1024,
     )
     await producer.start()
     try:

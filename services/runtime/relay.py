@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.runtime.db import asyncpg_dsn, driver_connection
 from services.runtime.outbox_codec import unpack
 from services.runtime.settings import Settings
-from services.runtime.unit_of_work import headers_of, outbox_channel
+from services.runtime.unit_of_work import RELAY_MAX_REQUEST_BYTES, headers_of, outbox_channel
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def create_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
         enable_idempotence=settings.kafka_enable_idempotence,
         linger_ms=2,
         max_batch_size=256 * 1024,
-        max_request_size=4 * 1024 * 1024,
+        max_request_size=RELAY_MAX_REQUEST_BYTES,
         compression_type=settings.kafka_batch_compression,
     )
 

@@ -134,9 +134,25 @@ async def test_with_compressed_batches_an_order_created_over_1_mb_as_written_is_
     assert await quantities(engine, order["order_reference"]) == {n: [1] for n in range(1, 2_001)}
 
 
+async def test_with_compressed_batches_an_order_of_the_contracts_10000_lines_is_stored_and_queued(engine, settings):
+    order = order_with([(1, True, False)] * 10_000)  # the most order.placed allows: about 7 MB of order.created
+    (created,) = await place(engine, settings, order, compressed_batches=True)
+    assert len(created["lines"]) == 10_000 and len(json.dumps(created)) > 4_000_000
+    assert len(await quantities(engine, order["order_reference"])) == 10_000
+
+
 async def test_with_compressed_batches_an_order_too_big_even_before_compression_is_refused_whole(engine, settings):
-    order = order_with([(1, True, False)] * 9_000)  # over 4 MB of order.created: more than the producer sends
-    with pytest.raises(PermanentError, match=r"would be [\d,]+ bytes, over the 4,000,000 bytes a message may have"):
+    long = "x" * 255  # names and address lines as long as the contract lets them be
+    document = new_order(1)
+    template = document["lines"][0]
+    address = dict(template["shipment"]["address"], company=long, address1=long, address2=long, address3=long)
+    shipment = dict(template["shipment"], address=address)
+    document["lines"] = [
+        dict(template, sku=f"SKU-{n}", name=long, quantity=1, unit_price=100, shipment=shipment) for n in range(10_000)
+    ]
+    document["totals"]["subtotal"] = 10_000 * 100
+    order = document_validator(OrderPlaced).validate_python(document)
+    with pytest.raises(PermanentError, match=r"would be [\d,]+ bytes, over the 16,000,000 bytes a message may have"):
         await place(engine, settings, order, compressed_batches=True)
     assert not await rows(
         engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order["order_reference"]

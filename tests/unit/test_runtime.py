@@ -66,7 +66,7 @@ def test_a_dead_letter_too_big_to_publish_goes_without_its_body_and_says_so():
     from services.order_state.tables import outbox
     from services.runtime.unit_of_work import UnitOfWork
 
-    huge = b"x" * 4_500_000
+    huge = b"x" * 16_500_000
     record = ConsumerRecord("order.placed", 2, 77, 0, 0, b"DE--1", huge, None, 0, len(huge), [("h", b"v")])
     uow = UnitOfWork(None, outbox, "order_state", compressed_batches=True)  # type: ignore[arg-type]
     uow.dead_letter(record, "does not match the order.placed contract")
@@ -74,7 +74,7 @@ def test_a_dead_letter_too_big_to_publish_goes_without_its_body_and_says_so():
     headers = dict(json.loads(row.headers))
     assert row.value is None and row.key == b"DE--1"
     assert headers["dlq.value_dropped"] == (
-        "the original message is 4,500,000 bytes, over the 4,000,000 bytes a message may have before compression"
+        "the original message is 16,500,000 bytes, over the 16,000,000 bytes a message may have before compression"
     )
     assert (headers["h"], headers["dlq.source_partition"], headers["dlq.source_offset"]) == ("v", "2", "77")
 
