@@ -1,13 +1,18 @@
-"""Writing order rows: kept as they are (rows up to 8 kB, migration 0008) vs compressed by PostgreSQL.
+"""Writing the rows of placed orders, as order_state's tables keep them now vs as they were.
 
     .venv/bin/python -m bench.bench_order_rows [--orders 20000] [--rounds 3]
 
-Against one PostgreSQL (embedded unless OMS_DATABASE_URL is set), in two tables shaped like
-order_state.sales_order: N ordinary 5-line orders (each row with its lines as order.created carries them,
-about 3.6 kB) are written the way placement writes them (one COPY per batch of 1,000, in a transaction). The
-baseline is the table as it was before migration 0008: rows over 2 kB compressed with pglz (the embedded
-server has no lz4). Each round runs both; the fastest round of each is reported, with PostgreSQL's CPU time
-(its server processes, when it runs on this machine), the ratios, and what a row takes on disk.
+Against one PostgreSQL (embedded unless OMS_DATABASE_URL is set), in tables shaped like order_state's: N
+ordinary 5-line orders are written the way placement writes them (one COPY per batch of 1,000 orders, in a
+transaction).
+- Order rows (each with its lines as order.created carries them, about 3.6 kB): as they are now (rows up to
+  8 kB uncompressed, migration 0008; customer, billing address and totals as json, lines as text, 0009), as
+  after 0008 (jsonb parts, json lines), and as before 0008 (rows over 2 kB compressed with pglz; the
+  embedded server has no lz4).
+- Item rows (eight per order): primary key (order_id, id) as now (0009) vs primary key (id) plus an index on
+  order_id (before 0009).
+Each round runs every variant; the fastest round of each is reported, with PostgreSQL's CPU time (its server
+processes, when it runs on this machine), the ratios against the current tables, and what a row takes on disk.
 """
 
 from __future__ import annotations
@@ -26,18 +31,51 @@ from bench.common import cpu_per, database, postgres_cpu
 from schemas import OrderPlaced
 from services.order_state.domain.splitting import split_line
 from services.order_state.handlers import ORDER_COLUMNS, lines_json
-from services.order_state.tables import sales_order
+from services.order_state.tables import sales_order, sales_order_item
 from services.runtime.db import copy_rows, create_engine
 from services.runtime.documents import document_validator
 from services.runtime.settings import Settings
 
-KINDS = {"compressed": "as before migration 0008 (baseline)", "as is": "kept as they are (migration 0008)"}
+# Variant: (label, table, statements that turn the current table into it)
+ORDER_KINDS = {
+    "now": ("order rows, json parts, lines as text (0009)", "sales_order", ()),
+    "0008": (
+        "order rows, jsonb parts, json lines (0008)",
+        "sales_order",
+        (
+            """ALTER TABLE {schema}.sales_order ALTER COLUMN customer TYPE jsonb, ALTER COLUMN billing_address
+               TYPE jsonb, ALTER COLUMN totals TYPE jsonb, ALTER COLUMN lines TYPE json USING lines::json""",
+        ),
+    ),
+    "pglz": (
+        "order rows compressed, as before 0008",
+        "sales_order",
+        (
+            """ALTER TABLE {schema}.sales_order ALTER COLUMN customer TYPE jsonb, ALTER COLUMN billing_address
+               TYPE jsonb, ALTER COLUMN totals TYPE jsonb, ALTER COLUMN lines TYPE json USING lines::json""",
+            "ALTER TABLE {schema}.sales_order RESET (toast_tuple_target)",
+        ),
+    ),
+}
+ITEM_KINDS = {
+    "now": ("item rows, primary key (order_id, id) (0009)", "sales_order_item", ()),
+    "before": (
+        "item rows, key (id) + index on order_id",
+        "sales_order_item",
+        (
+            "ALTER TABLE {schema}.sales_order_item DROP CONSTRAINT sales_order_item_pkey",
+            "ALTER TABLE {schema}.sales_order_item ADD PRIMARY KEY (id)",
+            "CREATE INDEX ON {schema}.sales_order_item (order_id)",
+        ),
+    ),
+}
+ITEM_COLUMNS = ("id", "order_id", "line_number", "sku", "quantity", "state", "state_changed_at")
 
 
-def order_rows(orders: int) -> list[tuple[object, ...]]:
-    """Rows as placement writes them, for ordinary 5-line orders."""
+def order_rows(orders: int) -> tuple[list[tuple[object, ...]], list[list[tuple[object, ...]]]]:
+    """Order rows as placement writes them, for ordinary 5-line orders, and their item rows (per order)."""
     validate = document_validator(OrderPlaced).validate_json
-    now, rows, next_item = datetime.now(UTC), [], 1
+    now, rows, items, next_item = datetime.now(UTC), [], [], 1
     for number in range(orders):
         order = validate(to_json(ordinary_order(number, "R", "ROWS")))
         splits = [
@@ -53,6 +91,15 @@ def order_rows(orders: int) -> list[tuple[object, ...]]:
         for split in splits:
             ids.append(list(range(next_item, next_item + split.count)))
             next_item += split.count
+        items.append(
+            [
+                (item_id, number + 1, line_number, line["sku"], split.quantity_each, "payment pending", now)
+                for line_number, (line, split, line_ids) in enumerate(
+                    zip(order["lines"], splits, ids, strict=True), start=1
+                )
+                for item_id in line_ids
+            ]
+        )
         rows.append(
             (
                 number + 1,
@@ -73,20 +120,22 @@ def order_rows(orders: int) -> list[tuple[object, ...]]:
                 uuid.uuid4(),
             )
         )
-    return rows
+    return rows, items
 
 
-async def one_round(settings: Settings, schema: str, rows: list[tuple[object, ...]]) -> tuple[float, float | None]:
-    """Seconds for writing all rows into `schema`.sales_order, and PostgreSQL's CPU seconds meanwhile."""
+async def one_round(
+    settings: Settings, schema: str, table: str, columns: tuple[str, ...], batches: list[list[tuple[object, ...]]]
+) -> tuple[float, float | None]:
+    """Seconds for writing all batches into `schema`.`table`, and PostgreSQL's CPU seconds meanwhile."""
     engine = create_engine(settings, "order_state")
     try:
         async with engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {schema}.sales_order"))
+            await conn.execute(text(f"TRUNCATE {schema}.{table}"))
         async with postgres_cpu(settings) as cpu:
             cpu_before, started = cpu(), time.perf_counter()
-            for first in range(0, len(rows), 1000):
+            for batch in batches:
                 async with engine.begin() as conn:
-                    await copy_rows(conn, schema, "sales_order", ORDER_COLUMNS, rows[first : first + 1000])
+                    await copy_rows(conn, schema, table, columns, batch)
             seconds, cpu_after = time.perf_counter() - started, cpu()
             return seconds, (cpu_after - cpu_before) if cpu_after is not None and cpu_before is not None else None
     finally:
@@ -96,37 +145,51 @@ async def one_round(settings: Settings, schema: str, rows: list[tuple[object, ..
 async def run(settings: Settings, orders: int, rounds: int) -> None:
     engine = create_engine(settings, "order_state")
     tag = uuid.uuid4().hex[:6]
-    schemas = {kind: f"bench_rows_{tag}_{n}" for n, kind in enumerate(KINDS)}
+    variants = {("orders", kind): spec for kind, spec in ORDER_KINDS.items()}
+    variants |= {("items", kind): spec for kind, spec in ITEM_KINDS.items()}
+    schemas = {variant: f"bench_rows_{tag}_{n}" for n, variant in enumerate(variants)}
     async with engine.begin() as conn:
-        for kind, schema in schemas.items():
+        for variant, (_, table, statements) in variants.items():
+            schema = schemas[variant]
             await conn.execute(text(f"CREATE SCHEMA {schema}"))
-            await conn.run_sync(sales_order.to_metadata(MetaData(), schema=schema).metadata.create_all)
-            if kind == "compressed":
-                await conn.execute(text(f"ALTER TABLE {schema}.sales_order RESET (toast_tuple_target)"))
-    rows = order_rows(orders)
-    results: dict[str, list[tuple[float, float | None]]] = {kind: [] for kind in KINDS}
+            tables = {"sales_order": sales_order, "sales_order_item": sales_order_item}
+            await conn.run_sync(tables[table].to_metadata(MetaData(), schema=schema).metadata.create_all)
+            for statement in statements:
+                await conn.execute(text(statement.format(schema=schema)))
+    rows, items = order_rows(orders)
+    batches = {
+        "orders": (ORDER_COLUMNS, [rows[first : first + 1000] for first in range(0, orders, 1000)]),
+        "items": (
+            ITEM_COLUMNS,
+            [[item for order in items[first : first + 1000] for item in order] for first in range(0, orders, 1000)],
+        ),
+    }
+    results: dict[tuple[str, str], list[tuple[float, float | None]]] = {variant: [] for variant in variants}
     for _ in range(rounds):
-        for kind, schema in schemas.items():
-            results[kind].append(await one_round(settings, schema, rows))
+        for variant, (_, table, _) in variants.items():
+            columns, data = batches[variant[0]]
+            results[variant].append(await one_round(settings, schemas[variant], table, columns, data))
     sizes = {}
     async with engine.begin() as conn:
-        for kind, schema in schemas.items():
-            sizes[kind] = (
-                await conn.execute(text(f"SELECT pg_total_relation_size('{schema}.sales_order')"))
+        for variant, (_, table, _) in variants.items():
+            schema = schemas[variant]
+            sizes[variant] = (
+                await conn.execute(text(f"SELECT pg_total_relation_size('{schema}.{table}')"))
             ).scalar() / orders
             await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     await engine.dispose()
-    best = {kind: min(results[kind], key=lambda result: result[0]) for kind in KINDS}
+    best = {variant: min(results[variant], key=lambda result: result[0]) for variant in variants}
 
-    print(f"{orders:,} ordinary 5-line order rows written with COPY, batches of 1,000:")
-    for kind, label in KINDS.items():
-        seconds, cpu = best[kind]
-        print(f"  {label:38s}: {seconds:.2f} s{cpu_per(cpu, orders, 'order')}, {sizes[kind]:,.0f} bytes a row on disk")
-    baseline, ours = best["compressed"], best["as is"]
-    ratio = f"  ratio{' ' * 33}: {baseline[0] / ours[0]:.1f}x time"
-    if baseline[1] is not None and ours[1]:
-        ratio += f", {baseline[1] / ours[1]:.1f}x PostgreSQL CPU"
-    print(ratio + f", {sizes['as is'] / sizes['compressed']:.1f}x the disk")
+    print(f"{orders:,} ordinary 5-line orders written with COPY, batches of 1,000 orders:")
+    for variant, (label, _, _) in variants.items():
+        seconds, cpu = best[variant]
+        line = f"  {label:46s}: {seconds:.2f} s{cpu_per(cpu, orders, 'order')}, {sizes[variant]:,.0f} bytes an order"
+        now = best[(variant[0], "now")]
+        if variant[1] != "now":
+            line += f"; now {seconds / now[0]:.1f}x faster"
+            if cpu is not None and now[1]:
+                line += f", {cpu / now[1]:.1f}x less PostgreSQL CPU"
+        print(line)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from services.order_state.tables import SCHEMA
 from services.runtime.db import copy_rows, driver_connection
 
 _IDS = bindparam("ids", type_=ARRAY(BigInteger))
+_ORDERS = bindparam("orders", type_=ARRAY(BigInteger))
 
 ORDER_COLUMNS = """o.id, o.order_reference, o.custom_order_reference, o.store, o.process_name, o.payment_method,
     o.currency, (o.totals->>'grand_total')::bigint AS grand_total, o.placed_at, o.customer_reference, o.created_at"""
@@ -144,16 +145,20 @@ async def write_plans(conn: AsyncConnection, plans: list[tuple[int, Plan]], now:
     one statement per distinct target state and one per kind of record, whatever the number of orders
     and items. Timeouts of the states items left need no deleting: a timeout applies to the items still
     in its state since its entry time."""
-    by_state: dict[str, list[int]] = defaultdict(list)
-    for _, plan in plans:
+    by_state: dict[str, tuple[set[int], list[int]]] = defaultdict(lambda: (set(), []))
+    for order_id, plan in plans:
         for item_id, state in plan.changed.items():
-            by_state[state].append(item_id)
-    for state, ids in by_state.items():
+            orders, ids = by_state[state]
+            orders.add(order_id)
+            ids.append(item_id)
+    for state, (orders, ids) in by_state.items():
+        # Items are keyed by (order_id, id): both conditions let the primary key find them.
         await conn.execute(
             text(
-                "UPDATE order_state.sales_order_item SET state = :state, state_changed_at = :now WHERE id = ANY(:ids)"
-            ).bindparams(_IDS),
-            {"ids": ids, "state": state, "now": now},
+                """UPDATE order_state.sales_order_item SET state = :state, state_changed_at = :now
+                   WHERE order_id = ANY(:orders) AND id = ANY(:ids)"""
+            ).bindparams(_IDS, _ORDERS),
+            {"orders": sorted(orders), "ids": ids, "state": state, "now": now},
         )
     await record_plans(conn, plans, now)
 

@@ -10,12 +10,13 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Table,
     Text,
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import INT8MULTIRANGE, JSON, JSONB, UUID
+from sqlalchemy.dialects.postgresql import INT8MULTIRANGE, JSON, UUID
 
 from services.runtime.messaging_tables import inbox_table, outbox_table
 
@@ -35,14 +36,16 @@ sales_order = Table(
     Column("currency", Text, nullable=False),
     Column("price_mode", Text, nullable=False),
     Column("customer_reference", Text),
-    Column("customer", JSONB, nullable=False),
-    Column("billing_address", JSONB, nullable=False),
+    # JSON checked, not parsed into jsonb: nothing searches inside them (migration 0009).
+    Column("customer", JSON, nullable=False),
+    Column("billing_address", JSON, nullable=False),
     Column("payment_method", Text, nullable=False),
     Column("process_name", Text, nullable=False),
-    Column("totals", JSONB, nullable=False),
+    Column("totals", JSON, nullable=False),
     # The lines as placed, each with its items as id ranges (the `lines` of order.created): they never change,
-    # so they stay with the order instead of one row each (migration 0006).
-    Column("lines", JSON, nullable=False),
+    # so they stay with the order instead of one row each (migration 0006). JSON kept as text: order_state
+    # writes it from JSON it has just serialised and only reads it to publish it again (migration 0009).
+    Column("lines", Text, nullable=False),
     Column("placed_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("placed_event_id", UUID(as_uuid=True), nullable=False),
@@ -53,7 +56,7 @@ sales_order = Table(
 sales_order_item = Table(
     "sales_order_item",
     metadata,
-    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("id", BigInteger, Identity(), nullable=False),
     Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("line_number", Integer, nullable=False),
     Column("sku", Text, nullable=False),
@@ -61,7 +64,9 @@ sales_order_item = Table(
     Column("state", Text, nullable=False),
     Column("state_changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("shipment_id", BigInteger),
-    Index("ix_sales_order_item_order_id", "order_id"),
+    # Keyed by order first: every query takes items by order (then by id, shipment or state), so the primary
+    # key is the one index (migration 0009).
+    PrimaryKeyConstraint("order_id", "id"),
     # No index on state: state changes stay HOT updates (free space left by the fill factor, no index
     # to touch), which is what makes an event on 100,000 items fast. Who needs items by state asks
     # state_timeout / state_condition_check, which point at (order, state, entry time).
