@@ -54,3 +54,89 @@ async def test_going_back_before_compressed_outbox_values_keeps_waiting_events_r
         assert await conn.fetchval(f"SELECT value_codec FROM {service}.outbox") is None  # kept as is
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("service", sorted(BEFORE_COMPRESSED_OUTBOX))
+async def test_the_migrated_schema_is_the_one_the_code_describes(own_database, service):
+    """Alembic finds nothing to add, drop or change between a service's migrations and its tables.py."""
+    import importlib
+
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    await upgrade_all(own_database, (service,))
+    metadata = importlib.import_module(f"services.{service}.tables").metadata
+    engine = create_async_engine(own_database.database_url_for(service))
+    try:
+        async with engine.connect() as conn:
+            differences = await conn.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(
+                        sync,
+                        opts={
+                            "include_schemas": True,
+                            "include_name": lambda name, kind, _parent: kind != "schema" or name == service,
+                            "compare_type": True,
+                        },
+                    ),
+                    metadata,
+                )
+            )
+    finally:
+        await engine.dispose()
+    # Alembic's own version table is the one table tables.py does not describe.
+    assert [d for d in differences if not (d[0] == "remove_table" and d[1].name == "alembic_version")] == []
+
+
+async def test_order_rows_and_items_survive_migration_0009_both_ways(own_database):
+    await upgrade_all(own_database, ("order_state",))
+    conn = await asyncpg.connect(asyncpg_dsn(own_database.database_url_for("order_state")))
+    try:
+        await conn.execute(
+            """INSERT INTO order_state.sales_order (id, order_reference, store, locale, currency, price_mode,
+                   customer, billing_address, payment_method, process_name, totals, lines, placed_at, placed_event_id)
+               VALUES (7, 'DE--M-1', 'DE', 'de_DE', 'EUR', 'GROSS_MODE', '{"email": "a@b.de"}', '{"city": "Berlin"}',
+                       'invoice', 'OmsDefault01', '{"grand_total": 100}', '[{"sku": "S", "item_id_ranges": [[1, 2]]}]',
+                       now(), gen_random_uuid())"""
+        )
+        await conn.execute(
+            """INSERT INTO order_state.sales_order_item (id, order_id, line_number, sku, quantity, state)
+               VALUES (1, 7, 1, 'S', 1, 'new'), (2, 7, 1, 'S', 1, 'new')"""
+        )
+        types = """SELECT column_name, data_type FROM information_schema.columns
+                   WHERE table_schema = 'order_state' AND table_name = 'sales_order'
+                     AND column_name IN ('customer', 'billing_address', 'totals', 'lines') ORDER BY 1"""
+        key = """SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i
+                 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                 WHERE i.indrelid = 'order_state.sales_order_item'::regclass AND i.indisprimary"""
+        assert [tuple(row) for row in await conn.fetch(types)] == [
+            ("billing_address", "json"),
+            ("customer", "json"),
+            ("lines", "text"),
+            ("totals", "json"),
+        ]
+        assert await conn.fetchval(key) == ["order_id", "id"]
+
+        config = alembic_config("order_state", own_database.database_url_for("order_state"))
+        await asyncio.to_thread(command.downgrade, config, "0008")
+        assert [tuple(row) for row in await conn.fetch(types)] == [
+            ("billing_address", "jsonb"),
+            ("customer", "jsonb"),
+            ("lines", "json"),
+            ("totals", "jsonb"),
+        ]
+        assert await conn.fetchval(key) == ["id"]
+        assert await conn.fetchval("SELECT lines->0->>'sku' FROM order_state.sales_order WHERE id = 7") == "S"
+
+        await asyncio.to_thread(command.upgrade, config, "head")
+        order = await conn.fetchrow(
+            "SELECT customer->>'email' AS email, lines::json->0->'item_id_ranges' AS ranges, "
+            "(totals->>'grand_total')::int AS total FROM order_state.sales_order WHERE id = 7"
+        )
+        assert (order["email"], order["ranges"], order["total"]) == ("a@b.de", "[[1, 2]]", 100)
+        assert await conn.fetchval("SELECT count(*) FROM order_state.sales_order_item WHERE order_id = 7") == 2
+        assert await conn.fetchval(key) == ["order_id", "id"]
+    finally:
+        await conn.close()
