@@ -20,5 +20,5 @@ def dump_json(value: Any) -> bytes:
     """`value` (dicts, lists, tuples, str, int, float, bool, None, datetime, date, UUID) as compact JSON."""
     try:
         return orjson.dumps(value, option=_OPTIONS)
-    except orjson.JSONEncodeError:  # integers beyond 64 bits, lone surrogates: what orjson refuses, pydantic writes
+    except orjson.JSONEncodeError:  # integers beyond 64 bits: orjson refuses them, pydantic writes them
         return to_json(value)
