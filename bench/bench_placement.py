@@ -12,12 +12,14 @@ out). Each run starts fresh processes on a warm-up burst (not counted), waits un
 its consumer groups and the rebalance has settled, then publishes the N measured orders; the machine is
 shared and noisy, so the median of several runs is reported with every run, and before each run the raw
 broker+database limit: what two plain Kafka consumers manage when they only COPY each order into a table as
-it came (the ceiling under which every rate here sits). Rates come from the database's clock:
-"stored" from the first batch's start to the last batch's start, "published" from the first batch's start
-until the outbox is empty (every order.created and item.state_changed handed to Kafka). On Linux each run also
-reports the CPU time per order of the order_state processes, of PostgreSQL's server processes and of the
-broker, from the moment the measured orders start until the outbox is empty (the bench's own polling of the
-database, a few index lookups a second, counts as PostgreSQL's).
+it came (the ceiling under which every rate here sits). Rates come from the database's clock: "stored"
+from the start of the first batch that began after the bench's producer had published the whole burst (the
+replicas start on it while it is being published, and the producer shares the machine) to the last batch's
+start, "published" from that first batch's start until the outbox is empty (every order.created and
+item.state_changed handed to Kafka). On Linux each run also reports the CPU time per order of the
+order_state processes, of PostgreSQL's server processes and of the broker, from the moment the burst is
+published until the outbox is empty (the bench's own polling of the database, a few index lookups a second,
+counts as PostgreSQL's).
 Baseline: a consumer of the same topic that handles one message per transaction with one INSERT per row
 (order with its lines, items, history, outbox) and commits the offset after each message. Big order:
 order_state's placement handler on an order with a splittable line of 100,000 units and a
