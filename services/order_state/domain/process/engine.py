@@ -148,18 +148,8 @@ class Engine:
         self._timeouts(plan, order, now)
         return plan
 
-    def enter(self, order: OrderFacts, items: list[ItemFacts], now: datetime) -> Plan:
-        """New items have just entered their (initial) state: fire its onEnter event if it has one,
-        and record the timeouts of the state they end up in, the initial one included."""
-        states = {item.state for item in items}
-        if len(states) != 1:
-            raise ValueError("enter() takes items that are all in the same state")
-        (state,) = states
-        plan = self._enter_together(order, [item.id for item in items], items[0], now)
-        return plan if plan is not None else self._enter_item_by_item(order, items, state, now)
-
     def _enter_item_by_item(self, order: OrderFacts, items: list[ItemFacts], state: str, now: datetime) -> Plan:
-        """`enter` through `apply`, for onEnter chains that run commands or ask conditions about items."""
+        """`enter_new` through `apply`, for onEnter chains that run commands or ask conditions about items."""
         follow = self.process.on_enter_event(state)
         plan = (
             self.apply(order, items, follow, now, refuse=False)
@@ -177,13 +167,15 @@ class Engine:
     def enter_new(
         self, order: OrderFacts, ids: list[int], sample: ItemFacts, items: Callable[[], list[ItemFacts]], now: datetime
     ) -> Plan:
-        """`enter` for items just created, all in `sample`'s state: `items` builds their facts only when the
-        onEnter chain needs them item by item (placement: the shipped processes never do)."""
+        """Items just created (`ids`, all in `sample`'s state, the initial one) have entered it: fire its onEnter
+        event if it has one, and record the timeouts of the state they end up in, the initial one included.
+        `items` builds their facts only when the onEnter chain needs them item by item (placement: the shipped
+        processes never do)."""
         plan = self._enter_together(order, ids, sample, now)
         return plan if plan is not None else self._enter_item_by_item(order, items(), sample.state, now)
 
     def _enter_together(self, order: OrderFacts, ids: list[int], sample: ItemFacts, now: datetime) -> Plan | None:
-        """`enter` when the whole onEnter chain moves the items (`ids`, all in `sample`'s state) as one group:
+        """`enter_new` when the whole onEnter chain moves the items (`ids`, all in `sample`'s state) as one group:
         no command runs on the way and every condition asked is about the order only (how every order placed
         starts in the shipped processes). The same plan as `apply` would make, without its bookkeeping per
         item; None when the chain needs that bookkeeping."""
