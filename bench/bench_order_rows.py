@@ -34,34 +34,24 @@ from services.order_state.handlers import ORDER_COLUMNS, lines_json
 from services.order_state.tables import sales_order, sales_order_item
 from services.runtime.db import copy_rows, create_engine
 from services.runtime.documents import document_validator
+from services.runtime.json_codec import dump_json
 from services.runtime.settings import Settings
 
-# Variant: (label, table, statements that turn the current table into it)
+# Variant: (label, statements that turn the current table into it)
+TYPES_OF_0008 = """ALTER TABLE {schema}.sales_order ALTER COLUMN customer TYPE jsonb, ALTER COLUMN billing_address
+    TYPE jsonb, ALTER COLUMN totals TYPE jsonb, ALTER COLUMN lines TYPE json USING lines::json"""
 ORDER_KINDS = {
-    "now": ("order rows, json parts, lines as text (0009)", "sales_order", ()),
-    "0008": (
-        "order rows, jsonb parts, json lines (0008)",
-        "sales_order",
-        (
-            """ALTER TABLE {schema}.sales_order ALTER COLUMN customer TYPE jsonb, ALTER COLUMN billing_address
-               TYPE jsonb, ALTER COLUMN totals TYPE jsonb, ALTER COLUMN lines TYPE json USING lines::json""",
-        ),
-    ),
+    "now": ("order rows, json parts, lines as text (0009)", ()),
+    "0008": ("order rows, jsonb parts, json lines (0008)", (TYPES_OF_0008,)),
     "pglz": (
         "order rows compressed, as before 0008",
-        "sales_order",
-        (
-            """ALTER TABLE {schema}.sales_order ALTER COLUMN customer TYPE jsonb, ALTER COLUMN billing_address
-               TYPE jsonb, ALTER COLUMN totals TYPE jsonb, ALTER COLUMN lines TYPE json USING lines::json""",
-            "ALTER TABLE {schema}.sales_order RESET (toast_tuple_target)",
-        ),
+        (TYPES_OF_0008, "ALTER TABLE {schema}.sales_order RESET (toast_tuple_target)"),
     ),
 }
 ITEM_KINDS = {
-    "now": ("item rows, primary key (order_id, id) (0009)", "sales_order_item", ()),
+    "now": ("item rows, primary key (order_id, id) (0009)", ()),
     "before": (
         "item rows, key (id) + index on order_id",
-        "sales_order_item",
         (
             "ALTER TABLE {schema}.sales_order_item DROP CONSTRAINT sales_order_item_pkey",
             "ALTER TABLE {schema}.sales_order_item ADD PRIMARY KEY (id)",
@@ -69,6 +59,7 @@ ITEM_KINDS = {
         ),
     ),
 }
+TABLES = {"orders": sales_order, "items": sales_order_item}
 ITEM_COLUMNS = ("id", "order_id", "line_number", "sku", "quantity", "state", "state_changed_at")
 
 
@@ -110,11 +101,11 @@ def order_rows(orders: int) -> tuple[list[tuple[object, ...]], list[list[tuple[o
                 order["currency"],
                 order["price_mode"],
                 order["customer"]["customer_reference"],
-                to_json(order["customer"]).decode(),
-                to_json(order["billing_address"]).decode(),
+                dump_json(order["customer"]).decode(),
+                dump_json(order["billing_address"]).decode(),
                 order["payment_method"],
                 "OmsDefault01",
-                to_json(order["totals"]).decode(),
+                dump_json(order["totals"]).decode(),
                 lines_json(order, splits, ids).decode(),
                 now,
                 uuid.uuid4(),
@@ -149,11 +140,10 @@ async def run(settings: Settings, orders: int, rounds: int) -> None:
     variants |= {("items", kind): spec for kind, spec in ITEM_KINDS.items()}
     schemas = {variant: f"bench_rows_{tag}_{n}" for n, variant in enumerate(variants)}
     async with engine.begin() as conn:
-        for variant, (_, table, statements) in variants.items():
+        for variant, (_, statements) in variants.items():
             schema = schemas[variant]
             await conn.execute(text(f"CREATE SCHEMA {schema}"))
-            tables = {"sales_order": sales_order, "sales_order_item": sales_order_item}
-            await conn.run_sync(tables[table].to_metadata(MetaData(), schema=schema).metadata.create_all)
+            await conn.run_sync(TABLES[variant[0]].to_metadata(MetaData(), schema=schema).metadata.create_all)
             for statement in statements:
                 await conn.execute(text(statement.format(schema=schema)))
     rows, items = order_rows(orders)
@@ -166,22 +156,22 @@ async def run(settings: Settings, orders: int, rounds: int) -> None:
     }
     results: dict[tuple[str, str], list[tuple[float, float | None]]] = {variant: [] for variant in variants}
     for _ in range(rounds):
-        for variant, (_, table, _) in variants.items():
+        for variant in variants:
             columns, data = batches[variant[0]]
-            results[variant].append(await one_round(settings, schemas[variant], table, columns, data))
+            results[variant].append(await one_round(settings, schemas[variant], TABLES[variant[0]].name, columns, data))
     sizes = {}
     async with engine.begin() as conn:
-        for variant, (_, table, _) in variants.items():
+        for variant in variants:
             schema = schemas[variant]
             sizes[variant] = (
-                await conn.execute(text(f"SELECT pg_total_relation_size('{schema}.{table}')"))
+                await conn.execute(text(f"SELECT pg_total_relation_size('{schema}.{TABLES[variant[0]].name}')"))
             ).scalar() / orders
             await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     await engine.dispose()
     best = {variant: min(results[variant], key=lambda result: result[0]) for variant in variants}
 
     print(f"{orders:,} ordinary 5-line orders written with COPY, batches of 1,000 orders:")
-    for variant, (label, _, _) in variants.items():
+    for variant, (label, _) in variants.items():
         seconds, cpu = best[variant]
         line = f"  {label:46s}: {seconds:.2f} s{cpu_per(cpu, orders, 'order')}, {sizes[variant]:,.0f} bytes an order"
         now = best[(variant[0], "now")]
