@@ -57,7 +57,7 @@ from services.runtime.db import asyncpg_dsn, create_engine, driver_connection
 from services.runtime.documents import document_validator
 from services.runtime.embedded import REPLICA_STAGGER_SECONDS, EmbeddedStack, ServiceProcess
 from services.runtime.migrations import upgrade_all
-from services.runtime.relay import partition_for
+from services.runtime.relay import partition_for, send_in_batches
 from services.runtime.service import STARTUP_TIMEOUT_EXIT
 from services.runtime.settings import Settings
 from services.runtime.topics import all_topics, ensure_topics
@@ -107,21 +107,15 @@ async def publish(settings: Settings, topic: str, orders: list[dict] | list[tupl
     )
     await producer.start()
     try:
-        # Record batches built here, one partition at a time (as the relays do): a send() per message would
-        # cost the machine the bench measures on several times as much CPU.
+        # Record batches, one partition at a time, as the relays send them: a send() per message would cost the
+        # machine the bench measures on several times as much CPU.
         partitions = sorted(await producer.partitions_for(topic))
-        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        by_partition: dict[int, list[tuple[bytes, bytes, list[tuple[str, bytes]]]]] = {}
         for key, value in messages:
-            by_partition.setdefault(partition_for(key, partitions), []).append((key, value))
+            by_partition.setdefault(partition_for(key, partitions), []).append((key, value, []))
         futures = []
         for partition, batch_messages in by_partition.items():
-            batch = producer.create_batch()
-            for key, value in batch_messages:
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    futures.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            futures += await send_in_batches(producer, topic, partition, batch_messages)
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

@@ -12,6 +12,7 @@ import json
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -141,24 +142,36 @@ class OutboxRelay:
             by_partition[(topic, partition_for(key, partitions[topic]))].append(row)
         futures = []
         for (topic, partition), group in by_partition.items():
-            batch, size = self._producer.create_batch(), 0
+            messages = []
             for _, _, key, packed, headers, event_id, codec in group:
-                value = unpack(packed, codec)
                 listed = headers_of(topic, event_id) if event_id is not None else json.loads(headers)
-                encoded = [(name, text.encode()) for name, text in listed]
-                while batch.append(key=key, value=value, timestamp=None, headers=encoded) is None:
-                    if size == 0:  # larger than a whole batch: on its own
-                        futures.append(
-                            await self._producer.send(topic, value=value, key=key, partition=partition, headers=encoded)
-                        )
-                        break
-                    futures.append(await self._producer.send_batch(batch, topic, partition=partition))
-                    batch, size = self._producer.create_batch(), 0
-                else:
-                    size += 1
-            if size:
-                futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+                messages.append((key, unpack(packed, codec), [(name, text.encode()) for name, text in listed]))
+            futures += await send_in_batches(self._producer, topic, partition, messages)
         return futures
+
+
+async def send_in_batches(
+    producer: AIOKafkaProducer,
+    topic: str,
+    partition: int,
+    messages: Iterable[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
+) -> list[asyncio.Future[Any]]:
+    """Hand (key, value, headers) messages for one partition to the producer as record batches, in order (a
+    message larger than a whole batch goes on its own); returns the delivery futures."""
+    futures = []
+    batch, size = producer.create_batch(), 0
+    for key, value, headers in messages:
+        while batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            if size == 0:  # larger than a whole batch: on its own
+                futures.append(await producer.send(topic, value=value, key=key, partition=partition, headers=headers))
+                break
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            batch, size = producer.create_batch(), 0
+        else:
+            size += 1
+    if size:
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
 
 
 @lru_cache(maxsize=65536)
