@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from schemas.envelope import Event, describe_validation_error
 from services.runtime.documents import document_validator
 from services.runtime.errors import is_transient
+from services.runtime.garbage import collect_between_batches
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
 
@@ -120,6 +121,7 @@ class EventConsumer:
                 await message.ack()
             else:
                 await message.nack()
+            collect_between_batches()  # the batch's own objects are gone: see services.runtime.garbage
 
         on_batch.__name__ = f"on_{topic.replace('.', '_')}"
         broker.subscriber(

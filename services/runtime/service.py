@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib
 import logging
 import os
@@ -21,6 +20,7 @@ from schemas.envelope import Event
 from services.runtime.broker import create_broker
 from services.runtime.consumer import EventConsumer, Route
 from services.runtime.db import create_engine
+from services.runtime.garbage import tune_garbage_collector
 from services.runtime.relay import OutboxRelay
 from services.runtime.settings import Settings
 
@@ -69,20 +69,6 @@ def build_context(definition: ServiceDefinition, settings: Settings) -> ServiceC
     context = ServiceContext(definition.name, settings, engine, broker, consumer, relay, definition.outbox)
     definition.subscribe(context)
     return context
-
-
-GC_GEN0_THRESHOLD = 50_000
-
-
-def tune_garbage_collector() -> None:
-    """Handlers allocate many short-lived containers (a decoded order is about thirty dicts) and almost no
-    reference cycles, which reference counting frees anyway. Python's default cycle collector (a pass every
-    700 allocations, and older generations scanning every object alive) cost about 15 % of placement's CPU.
-    What is alive once the service is built (modules, contracts, processes) is frozen out of the scans, and a
-    young-generation pass runs every 50,000 allocations instead."""
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, older, oldest)
 
 
 def definition_of(service: str) -> ServiceDefinition:
