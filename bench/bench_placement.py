@@ -19,7 +19,9 @@ start, "published" from that first batch's start until the outbox is empty (ever
 item.state_changed handed to Kafka). On Linux each run also reports the CPU time per order of the
 order_state processes, of PostgreSQL's server processes and of the broker, from the moment the burst is
 published until the outbox is empty (the bench's own polling of the database, a few index lookups a second,
-counts as PostgreSQL's).
+counts as PostgreSQL's). Each run is printed with a probe of the machine's speed taken just before it (the
+time to validate one order.placed on one core): this shared virtual machine's speed moves by a third or more
+within the hour, and the probe shows when a slow run met a slow machine.
 Baseline: a consumer of the same topic that handles one message per transaction with one INSERT per row
 (order with its lines, items, history, outbox) and commits the offset after each message. Big order:
 order_state's placement handler on an order with a splittable line of 100,000 units and a
@@ -152,6 +154,7 @@ class Throughput:
     published: float | None  # orders/s until every order's events had left the outbox for Kafka
     cpu: dict[str, float] | None = None  # CPU microseconds per order by process group, where /proc tells
     raw: float | None = None  # orders/s the broker and database managed with no order logic, just before
+    probe: float | None = None  # the machine's speed just before: see machine_probe()
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
@@ -292,6 +295,21 @@ async def throughput(
         await conn.close()
 
 
+def machine_probe(orders: Sequence[bytes]) -> float:
+    """The machine's speed at this moment, in microseconds to validate one order.placed against its contract on
+    one core (the fastest of three passes over `orders`), timed while nothing else of the bench runs. The same
+    code takes a third longer or more when the machine (shared, virtual) is slow: next to each run's rate, it
+    tells a slow run of the machine from a slow run of the code."""
+    validator = document_validator(OrderPlaced)
+    passes = []
+    for _ in range(3):
+        started = time.perf_counter()
+        for order in orders:
+            validator.validate_json(order)
+        passes.append(time.perf_counter() - started)
+    return 1e6 * min(passes) / len(orders)
+
+
 async def ours(
     stack: EmbeddedStack, settings: Settings, env: dict[str, str], orders: int, replicas: int, runs: int, warmup: int
 ) -> list[Throughput]:
@@ -304,6 +322,7 @@ async def ours(
         warm, prefix = f"WARM{replicas}R{run}", f"OURS{replicas}R{run}"
         raw = await raw_limit(settings, orders, f"RAW{replicas}R{run}")
         measured_orders = encoded([ordinary_order(n, "B", prefix) for n in range(orders)])
+        probe_orders = [value for _, value in measured_orders[:2000]]
         await publish(settings, "order.placed", [ordinary_order(n, "B", warm) for n in range(warmup)])
         services = [
             ServiceProcess("order_state", env, stack.logs_dir / f"order_state-{replicas}-{run}-{n}.log")
@@ -313,12 +332,13 @@ async def ours(
             await start_and_join(services)
             await throughput(settings, warm, warmup, published=True)  # the warm-up drained
             await asyncio.sleep(GROUP_SETTLE_SECONDS)
+            probe = machine_probe(probe_orders)  # the replicas are idle, waiting for the burst
             # The replicas start on the burst while it is being published: what counts starts once the bench's
             # own producer, which shares the machine, has finished.
             await publish(settings, "order.placed", measured_orders)
             cpu = cpu_groups(stack, services)
             measured = await throughput(settings, prefix, orders, services=services, cpu=cpu, from_now=True)
-            results.append(dataclasses.replace(measured, raw=raw))
+            results.append(dataclasses.replace(measured, raw=raw, probe=probe))
         finally:
             for service in services:
                 service.stop(signal.SIGTERM)
@@ -560,6 +580,14 @@ async def run(args: argparse.Namespace) -> None:
                 f"      raw broker+database limit just before each run (consume, COPY, no logic): "
                 f"{', '.join(f'{raw:,.0f}' for _, raw in raws)} orders/s; order_state at "
                 f"{statistics.median(shares):.0%} of it (runs {', '.join(f'{share:.0%}' for share in shares)})"
+            )
+        # Run by run, in the order they ran: a run at a low rate with a slow machine probe (and a high CPU time
+        # per order for the same work) met a slow machine, not slower code.
+        for number, rate in enumerate(runs, start=1):
+            print(
+                f"      run {number}: {rate.stored:,.0f} orders/s"
+                + (f", CPU per order {sum(rate.cpu.values()):,.0f} us" if rate.cpu else "")
+                + (f", machine probe {rate.probe:.1f} us per order.placed validated" if rate.probe else "")
             )
     print(f"100,000 + 1,000,000-unit order stored          : {big_ours:.3f} s")
     print(f"baseline, its 100,001 items one INSERT each    : {big_base:.3f} s")
