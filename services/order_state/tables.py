@@ -85,7 +85,8 @@ item_state_history = Table(
     Column("from_state", Text),
     Column("to_state", Text, nullable=False),
     Column("event", Text),
-    Column("changed_at", DateTime(timezone=True), nullable=False),
+    # Placement leaves it to the default: the transaction's start, the new items' entry time (migration 0010).
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_item_state_history_order_id", "order_id"),
 )
 
@@ -98,7 +99,7 @@ state_timeout = Table(
     Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("state", Text, nullable=False),
     Column("event", Text, nullable=False),
-    Column("entered_at", DateTime(timezone=True), nullable=False),
+    Column("entered_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("due_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("order_id", "state", "event", "entered_at", name="uq_state_timeout_entry"),
     Index("ix_state_timeout_due_at", "due_at"),
@@ -111,8 +112,8 @@ state_condition_check = Table(
     Column("id", BigInteger, Identity(), primary_key=True),
     Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("state", Text, nullable=False),
-    Column("entered_at", DateTime(timezone=True), nullable=False),
-    Column("next_check_at", DateTime(timezone=True), nullable=False),
+    Column("entered_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("next_check_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("order_id", "state", "entered_at", name="uq_state_condition_check_entry"),
     Index("ix_state_condition_check_next", "next_check_at"),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -157,3 +158,51 @@ async def test_with_compressed_batches_an_order_too_big_even_before_compression_
     assert not await rows(
         engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order["order_reference"]
     )
+
+
+async def entry_times(engine, reference: str) -> dict[str, set]:
+    """Every time placement recorded for the order's items, by where it is kept."""
+    found = {}
+    for name, query in {
+        "order created": "SELECT o.created_at FROM order_state.sales_order o WHERE {order}",
+        "items": "SELECT i.state_changed_at FROM order_state.sales_order_item i WHERE i.order_id = ({id})",
+        "history": "SELECT h.changed_at FROM order_state.sales_order_item_state_history h WHERE h.order_id = ({id})",
+        "timeouts": "SELECT t.entered_at FROM order_state.state_timeout t WHERE t.order_id = ({id})",
+    }.items():
+        order_id = "SELECT id FROM order_state.sales_order o WHERE o.order_reference = :r"
+        sql = query.format(order="o.order_reference = :r", id=order_id)
+        found[name] = {row[0] for row in await rows(engine, sql, r=reference)}
+    return found
+
+
+async def test_placement_records_one_entry_time_the_transactions_start_for_items_history_and_timeouts(
+    engine, settings
+):
+    order = order_with([(3, True, False), (2, False, False)])
+    (created,) = await place(engine, settings, order)
+    times = await entry_times(engine, order["order_reference"])
+    (began,) = times["order created"]  # the transaction's start (the column's default, now())
+    assert times["items"] == times["history"] == times["timeouts"] == {began}
+    assert created["occurred_at"] == began.isoformat().replace("+00:00", "Z")
+    # What those rows hold, written without their times: 4 items, the entry and the onEnter move.
+    history = await rows(
+        engine,
+        """SELECT h.from_state, h.to_state, h.item_count FROM order_state.sales_order_item_state_history h
+           JOIN order_state.sales_order o ON o.id = h.order_id WHERE o.order_reference = :r ORDER BY h.id""",
+        r=order["order_reference"],
+    )
+    assert [tuple(row) for row in history] == [(None, "new", 4), ("new", "payment pending", 4)]
+    assert await quantities(engine, order["order_reference"]) == {1: [1, 1, 1], 2: [2]}
+
+
+async def test_placement_at_a_given_time_records_that_time(engine, settings):
+    order = order_with([(2, True, False)])
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    catalog = ProcessCatalog.load(settings)
+    async with engine.begin() as conn:
+        uow = UnitOfWork(conn, outbox, "order_state")
+        await handlers.place_orders(uow, [Incoming(order, RECORD)], catalog, now=at)
+        await uow.flush()
+    times = await entry_times(engine, order["order_reference"])
+    assert times["items"] == times["history"] == times["timeouts"] == {at}
+    assert times["order created"] != {at}  # the row's own insertion time

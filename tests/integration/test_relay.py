@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import MetaData, text
 
 from services.runtime.messaging_tables import outbox_table
-from services.runtime.relay import OutboxRelay
+from services.runtime.relay import OutboxRelay, partition_for
 from services.runtime.topics import ensure_topics
 from services.runtime.unit_of_work import UnitOfWork
 from tests.support import TopicReader, rows, scalar
@@ -76,7 +76,16 @@ async def test_rows_stay_in_the_outbox_while_kafka_refuses_them_and_leave_once_i
     async with TopicReader(settings, topic) as reader:
         records = await reader.wait_for(lambda found: len(found) >= 3)
     assert sorted((r.key, r.value) for r in records) == [(f"R-{n}".encode(), value_of(n)) for n in range(3)]
-    assert sorted(dict(r.headers)["event_id"].decode() for r in records) == sorted(map(str, ids))
+    # Each with its event's headers, on the partition its key chooses (as the Kafka clients choose it).
+    by_key = {r.key: r for r in records}
+    for n, event_id in enumerate(ids):
+        record = by_key[f"R-{n}".encode()]
+        assert [(name, value.decode()) for name, value in record.headers] == [
+            ("event_type", topic),
+            ("event_id", str(event_id)),
+            ("content-type", "application/json"),
+        ]
+        assert record.partition == partition_for(record.key, sorted(range(settings.kafka_topic_partitions)))
 
 
 async def test_statements_sent_to_the_driver_first_are_part_of_the_transaction(engine):

@@ -63,7 +63,28 @@ def test_what_orjson_refuses_is_still_written():
         ([1, 3, 4], [(1, 1), (3, 4)]),
         ([3, 4, 6, 5], [(3, 6)]),
         (list(range(100, 100_100)), [(100, 100_099)]),
+        (range(100, 100_100), [(100, 100_099)]),
+        (range(8, 9), [(8, 8)]),
+        (range(8, 8), []),
+        (range(1, 8, 3), [(1, 1), (4, 4), (7, 7)]),
     ],
 )
 def test_ids_become_inclusive_ranges(ids, ranges):
     assert to_ranges(ids) == ranges
+
+
+@pytest.mark.parametrize(
+    ("reserved", "start", "count", "expected"),
+    [
+        ([10, 11, 12, 13], 1, 3, range(11, 14)),
+        ([10, 11, 12, 13], 0, 1, range(10, 11)),
+        ([10, 11, 40, 41], 1, 2, [11, 40]),  # another replica took the ids between
+        ([10, 11, 40, 41], 0, 4, [10, 11, 40, 41]),
+    ],
+)
+def test_a_lines_reserved_ids_are_a_range_when_consecutive(reserved, start, count, expected):
+    from services.order_state.handlers import consecutive
+
+    ids = consecutive(reserved, start, count)
+    assert ids == expected and type(ids) is type(expected)
+    assert to_ranges(ids) == to_ranges(reserved[start : start + count])

@@ -81,3 +81,24 @@ def test_a_dead_letter_too_big_to_publish_goes_without_its_body_and_says_so():
     small = ConsumerRecord("order.placed", 0, 1, 0, 0, b"k", b"{}", None, 0, 2, [])
     uow.dead_letter(small, "not valid JSON")
     assert uow._pending[1].value == b"{}"  # untouched
+
+
+def test_events_are_partitioned_by_key_as_the_kafka_clients_do():
+    import random
+
+    from aiokafka.partitioner import DefaultPartitioner
+    from aiokafka.partitioner import murmur2 as reference_murmur2
+
+    from services.runtime.relay import murmur2, partition_for
+
+    draw = random.Random(7)
+    keys = [f"DE--{n:06d}".encode() for n in range(2000)] + [
+        draw.randbytes(draw.randrange(0, 64)) for _ in range(3000)
+    ]
+    assert [murmur2(key) for key in keys] == [reference_murmur2(key) for key in keys]
+    default = DefaultPartitioner()
+    for count in (1, 3, 6, 7):
+        partitions = list(range(count))
+        assert [partition_for(key, partitions) for key in keys] == [
+            default(key, partitions, partitions) for key in keys
+        ]
