@@ -22,11 +22,11 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
-from sqlalchemy import Table, func, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.envelope import Event, describe_validation_error
+from services.runtime.db import driver_connection
 from services.runtime.documents import document_validator
 from services.runtime.errors import is_transient
 from services.runtime.garbage import collect_between_batches
@@ -210,8 +210,8 @@ class EventConsumer:
             if valid:
                 ids = [event_id_of(item.event) for item in valid]
                 claimed = await self._claim(conn, route.name, ids)
-                fresh: list[Incoming[Any]] = []
-                for item, event_id in zip(valid, ids, strict=True):
+                fresh: list[Incoming[Any]] = valid if claimed is None else []
+                for item, event_id in zip(valid, ids, strict=True) if claimed is not None else ():
                     if event_id in claimed:
                         claimed.discard(event_id)
                         fresh.append(item)
@@ -219,16 +219,22 @@ class EventConsumer:
                     await route.handler(uow, fresh)
             await uow.flush()
 
-    async def _claim(self, conn: Any, consumer_name: str, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-        """Insert inbox rows; returns the ids not seen before."""
-        ids = select(func.unnest(literal(event_ids, ARRAY(UUID(as_uuid=True)))).label("event_id")).subquery()
-        statement = (
-            insert(self.inbox)
-            .from_select(["consumer", "event_id"], select(literal(consumer_name), ids.c.event_id))
-            .on_conflict_do_nothing()
-            .returning(self.inbox.c.event_id)
+    async def _claim(self, conn: Any, consumer_name: str, event_ids: list[uuid.UUID]) -> set[uuid.UUID] | None:
+        """Insert inbox rows; returns the ids not seen before, or None when that is all of them, each once (the
+        usual case: the database says so, and no id is looked at again in Python)."""
+        inbox = f"{self.inbox.schema}.{self.inbox.name}"
+        seen_before = await (await driver_connection(conn)).fetchval(
+            f"""WITH claimed AS (
+                    INSERT INTO {inbox} (consumer, event_id) SELECT $1, unnest($2::uuid[])
+                    ON CONFLICT DO NOTHING RETURNING event_id)
+                SELECT CASE WHEN (SELECT count(*) FROM claimed) = cardinality($2::uuid[]) THEN NULL ELSE
+                    array(SELECT e FROM unnest($2::uuid[]) AS e WHERE e NOT IN (SELECT event_id FROM claimed)) END""",
+            consumer_name,
+            event_ids,
         )
-        return set((await conn.execute(statement)).scalars())
+        if seen_before is None:
+            return None
+        return set(event_ids).difference(seen_before)
 
     async def _back_off(self, key: tuple[str, int, int], exc: BaseException) -> bool:
         failures = self._failures.get(key, 0) + 1

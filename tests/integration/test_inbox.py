@@ -1,0 +1,48 @@
+"""The inbox against the real database: each event reaches its handler once per consumer, however often and
+in whatever batches it is delivered."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from aiokafka.structs import ConsumerRecord
+
+from schemas import OrderCancelRequested
+from services.order_state.tables import inbox, outbox
+from services.runtime.consumer import EventConsumer, Route
+from tests.support import scalar
+
+
+def request(event_id: uuid.UUID, offset: int) -> ConsumerRecord:
+    value = {
+        "event_id": str(event_id),
+        "event_type": OrderCancelRequested.TOPIC,
+        "schema_version": 1,
+        "occurred_at": "2026-12-02T10:00:00Z",
+        "order_reference": "DE--INBOX-1",
+        "requested_by_role": "back_office",
+        "reason": "test",
+    }
+    body = json.dumps(value).encode()
+    return ConsumerRecord("order.cancel_requested", 0, offset, 0, 0, b"DE--INBOX-1", body, None, 11, len(body), [])
+
+
+async def test_each_event_reaches_the_handler_once_whatever_the_batches(engine, settings):
+    handled: list[uuid.UUID] = []
+
+    async def handler(uow, events) -> None:
+        handled.extend(item.event.event_id for item in events)
+
+    name = f"inbox-test-{uuid.uuid4().hex[:8]}"
+    route = Route(OrderCancelRequested, handler, name)
+    consumer = EventConsumer(settings, "order_state", engine, outbox, inbox)
+    a, b, c = (uuid.uuid4() for _ in range(3))
+
+    await consumer._transaction([request(a, 0), request(b, 1)], route)  # all new: the usual case
+    assert handled == [a, b]
+    await consumer._transaction([request(b, 1), request(c, 2), request(c, 3), request(a, 0)], route)
+    assert handled == [a, b, c]  # b and a seen before, c twice in one batch: once
+    await consumer._transaction([request(c, 2)], route)
+    assert handled == [a, b, c]
+    assert await scalar(engine, "SELECT count(*) FROM order_state.inbox WHERE consumer = :n", n=name) == 3
