@@ -24,7 +24,7 @@ from bench.common import database
 from services.order_state.domain.process.engine import Timeout
 from services.order_state.item_events import fire
 from services.order_state.process_catalog import ProcessCatalog
-from services.order_state.state_store import load_items, lock_order, record_entry, write_timeouts
+from services.order_state.state_store import load_items, lock_order, record_entry, reserve_ids, write_timeouts
 from services.order_state.tables import outbox
 from services.runtime.db import create_engine, driver_connection
 from services.runtime.outbox_codec import unpack
@@ -50,13 +50,15 @@ async def make_order(engine: AsyncEngine, reference: str, items: int) -> int:
                 {"r": reference},
             )
         ).scalar_one()
+        # Ids reserved as placement reserves them (in blocks, consecutive here), not one default each.
+        reserved = await reserve_ids(conn, 0, items, [])
         await conn.execute(
             text(
                 """INSERT INTO order_state.sales_order_item
-                       (order_id, line_number, sku, quantity, state, state_changed_at)
-                   SELECT :o, 1, 'SKU-BULK', 1, 'payment pending', :now FROM generate_series(1, :n)"""
+                       (id, order_id, line_number, sku, quantity, state, state_changed_at)
+                   SELECT id, :o, 1, 'SKU-BULK', 1, 'payment pending', :now FROM unnest(CAST(:ids AS bigint[])) AS id"""
             ),
-            {"o": order_id, "n": items, "now": now},
+            {"o": order_id, "ids": reserved.item_ids, "now": now},
         )
         await record_entry(conn, [order_id], "payment pending", now)
         await write_timeouts(conn, order_id, [Timeout("payment pending", "pay", now + timedelta(hours=1), [])], now)
@@ -91,11 +93,14 @@ async def baseline(engine: AsyncEngine, order_id: int) -> float:
     started = time.perf_counter()
     async with engine.begin() as conn:
         raw = await driver_connection(conn)  # in the transaction: the loop's updates commit once, at the end
+        # By primary key, (order_id, id): by id alone each UPDATE would scan the order's items (since migration
+        # 0009 keyed items by order first), and the baseline would grow with the square of the items.
         statement = await raw.prepare(
-            "UPDATE order_state.sales_order_item SET state = 'confirmed', state_changed_at = now() WHERE id = $1"
+            """UPDATE order_state.sales_order_item SET state = 'confirmed', state_changed_at = now()
+               WHERE order_id = $1 AND id = $2"""
         )
         for item_id in ids:
-            await statement.fetch(item_id)
+            await statement.fetch(order_id, item_id)
     return time.perf_counter() - started
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain, islice
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, text
@@ -15,7 +16,7 @@ from sqlalchemy.types import BigInteger
 from schemas.items import to_ranges
 from services.order_state.domain.process.engine import Plan, Timeout
 from services.order_state.domain.process.plugins import ItemFacts, OrderFacts
-from services.order_state.tables import SCHEMA
+from services.order_state.tables import ID_BLOCK, SCHEMA
 from services.runtime.db import copy_rows, driver_connection
 
 _IDS = bindparam("ids", type_=ARRAY(BigInteger))
@@ -112,17 +113,23 @@ class Reserved(NamedTuple):
 async def reserve_ids(conn: AsyncConnection, orders: int, items: int, references: list[str]) -> Reserved:
     """One round trip before a batch of orders is written: `orders` new order ids and `items` new item ids
     from their identity sequences (so orders and items can be planned, then copied in once, in their final
-    state), which of `references` are already taken by stored orders, and when the transaction began."""
+    state), which of `references` are already taken by stored orders, and when the transaction began. Each
+    `nextval` stands for a block of ID_BLOCK ids (migration 0011)."""
     row = await (await driver_connection(conn)).fetchrow(
         """SELECT array(SELECT nextval('order_state.sales_order_id_seq') FROM generate_series(1, $1)),
                   array(SELECT nextval('order_state.sales_order_item_id_seq') FROM generate_series(1, $2)),
                   array(SELECT order_reference FROM order_state.sales_order WHERE order_reference = ANY($3::text[])),
                   now()""",
-        orders,
-        items,
+        -(-orders // ID_BLOCK),
+        -(-items // ID_BLOCK),
         references,
     )
-    return Reserved(row[0], row[1], set(row[2]), row[3])
+    return Reserved(ids_of_blocks(row[0], orders), ids_of_blocks(row[1], items), set(row[2]), row[3])
+
+
+def ids_of_blocks(starts: list[int], count: int) -> list[int]:
+    """The first `count` ids of the blocks that start at `starts` (in the order they were reserved)."""
+    return list(islice(chain.from_iterable(range(start, start + ID_BLOCK) for start in starts), count))
 
 
 async def record_entry(conn: AsyncConnection, order_ids: list[int], state: str, now: datetime) -> None:

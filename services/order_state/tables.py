@@ -25,10 +25,14 @@ metadata = MetaData(schema=SCHEMA)
 inbox = inbox_table(metadata)
 outbox = outbox_table(metadata)
 
+# Order and item ids come in blocks of ID_BLOCK: each value of their identity sequences stands for the ids
+# from it to it + ID_BLOCK - 1, which placement reserves for a batch at once (migration 0011).
+ID_BLOCK = 64
+
 sales_order = Table(
     "sales_order",
     metadata,
-    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("id", BigInteger, Identity(increment=ID_BLOCK), primary_key=True),
     Column("order_reference", Text, nullable=False, unique=True),
     Column("custom_order_reference", Text),
     Column("store", Text, nullable=False),
@@ -56,7 +60,7 @@ sales_order = Table(
 sales_order_item = Table(
     "sales_order_item",
     metadata,
-    Column("id", BigInteger, Identity(), nullable=False),
+    Column("id", BigInteger, Identity(increment=ID_BLOCK), nullable=False),
     Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("line_number", Integer, nullable=False),
     Column("sku", Text, nullable=False),

@@ -140,3 +140,38 @@ async def test_order_rows_and_items_survive_migration_0009_both_ways(own_databas
         assert await conn.fetchval(key) == ["order_id", "id"]
     finally:
         await conn.close()
+
+
+async def test_ids_reserved_in_blocks_stay_unique_across_migration_0011_both_ways(own_database):
+    from services.order_state.state_store import reserve_ids
+    from services.runtime.db import create_engine
+
+    await upgrade_all(own_database, ("order_state",))
+    engine = create_engine(own_database, "order_state")
+    conn = await asyncpg.connect(asyncpg_dsn(own_database.database_url_for("order_state")))
+    insert = """INSERT INTO order_state.sales_order_item (order_id, line_number, sku, quantity, state)
+                VALUES (1, 1, 'S', 1, 'new') RETURNING id"""
+    try:
+        async with engine.begin() as first, engine.begin() as second:  # two replicas at once
+            a = await reserve_ids(first, 3, 100, [])
+            b = await reserve_ids(second, 3, 100, [])
+        assert len(a.item_ids) == len(b.item_ids) == 100 and len(a.order_ids) == len(b.order_ids) == 3
+        handed_out = set(a.item_ids) | set(b.item_ids)
+        assert len(handed_out) == 200 and a.item_ids == sorted(a.item_ids)
+        by_default = await conn.fetchval(insert)  # a row with the column's default: a block of its own
+        assert by_default not in handed_out
+
+        config = alembic_config("order_state", own_database.database_url_for("order_state"))
+        await asyncio.to_thread(command.downgrade, config, "0010")
+        after_downgrade = [await conn.fetchval(insert) for _ in range(3)]
+        assert after_downgrade == list(range(after_downgrade[0], after_downgrade[0] + 3))  # one at a time again
+        assert min(after_downgrade) > max(handed_out | {by_default})
+
+        await asyncio.to_thread(command.upgrade, config, "head")
+        async with engine.begin() as third:
+            c = await reserve_ids(third, 1, 5, [])
+        assert min(c.item_ids) > max(after_downgrade)
+        assert c.item_ids == list(range(c.item_ids[0], c.item_ids[0] + 5))
+    finally:
+        await conn.close()
+        await engine.dispose()

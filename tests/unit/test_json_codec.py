@@ -88,3 +88,14 @@ def test_a_lines_reserved_ids_are_a_range_when_consecutive(reserved, start, coun
     ids = consecutive(reserved, start, count)
     assert ids == expected and type(ids) is type(expected)
     assert to_ranges(ids) == to_ranges(reserved[start : start + count])
+
+
+def test_reserved_blocks_become_ids_in_the_order_they_were_reserved():
+    from services.order_state.state_store import ids_of_blocks
+    from services.order_state.tables import ID_BLOCK
+
+    assert ids_of_blocks([1], 3) == [1, 2, 3]
+    assert ids_of_blocks([1, 1 + ID_BLOCK], ID_BLOCK + 2) == [*range(1, ID_BLOCK + 1), 1 + ID_BLOCK, 2 + ID_BLOCK]
+    # another replica took the block between: the ids skip it
+    assert ids_of_blocks([1, 1 + 2 * ID_BLOCK], ID_BLOCK + 1)[-2:] == [ID_BLOCK, 1 + 2 * ID_BLOCK]
+    assert ids_of_blocks([], 0) == []
