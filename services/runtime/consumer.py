@@ -210,11 +210,14 @@ class EventConsumer:
             if valid:
                 ids = [event_id_of(item.event) for item in valid]
                 claimed = await self._claim(conn, route.name, ids)
-                fresh: list[Incoming[Any]] = valid if claimed is None else []
-                for item, event_id in zip(valid, ids, strict=True) if claimed is not None else ():
-                    if event_id in claimed:
-                        claimed.discard(event_id)
-                        fresh.append(item)
+                if claimed is None:  # every id new, each once
+                    fresh: list[Incoming[Any]] = valid
+                else:
+                    fresh = []
+                    for item, event_id in zip(valid, ids, strict=True):
+                        if event_id in claimed:
+                            claimed.discard(event_id)
+                            fresh.append(item)
                 if fresh:
                     await route.handler(uow, fresh)
             await uow.flush()
