@@ -24,7 +24,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.runtime.db import asyncpg_dsn, driver_connection
-from services.runtime.outbox_codec import unpack
+from services.runtime.outbox_codec import BLOCK_EVENTS, EVENTS_LZ4, unpack, unpack_events
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import RELAY_MAX_REQUEST_BYTES, headers_of, outbox_channel
 
@@ -53,9 +53,14 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._producer = create_producer(settings, f"oms-{service}-relay")
         self._lock_name = f"oms.relay.{outbox.schema}"
+        # The first rows in id order, as many as hold at most $1 events (the first row whatever it holds).
         self._take = f"""
             DELETE FROM {outbox.schema}.{outbox.name} WHERE id = ANY(ARRAY(
-                SELECT id FROM {outbox.schema}.{outbox.name} ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))
+                SELECT id FROM (
+                    SELECT id, event_count, sum(event_count) OVER (ORDER BY id) AS upto
+                    FROM (SELECT id, event_count FROM {outbox.schema}.{outbox.name}
+                          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) AS candidates
+                ) AS counted WHERE upto <= $1 OR upto = event_count))
             RETURNING id, topic, key, value, headers::text, event_id::text, value_codec"""
         self.published = 0
 
@@ -80,7 +85,7 @@ class OutboxRelay:
                     if listener is None or listener.is_closed():
                         listener = await self._listen()
                     continue
-                if sent < self._settings.relay_batch_size:
+                if sent + BLOCK_EVENTS <= self._settings.relay_batch_size:  # not cut short by the batch size
                     self._wake.clear()
                     waiter = asyncio.ensure_future(self._wake.wait())
                     stopper = asyncio.ensure_future(stop.wait())
@@ -116,8 +121,9 @@ class OutboxRelay:
             return None
 
     async def relay_once(self) -> int:
-        """Publish one batch of outbox rows; returns how many were published. The rows are taken (deleted,
-        returned) in the transaction that publishes them: if publishing fails, the rollback keeps them."""
+        """Publish one batch of outbox rows; returns how many events were published. The rows are taken
+        (deleted, returned) in the transaction that publishes them: if publishing fails, the rollback keeps
+        them."""
         async with self._engine.begin() as conn:
             raw = await driver_connection(conn)
             if not await raw.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", self._lock_name):
@@ -126,35 +132,51 @@ class OutboxRelay:
             if not rows:
                 return 0
             rows.sort(key=itemgetter(0))
-            await asyncio.gather(*await self._send(rows))
-        self.published += len(rows)
-        return len(rows)
+            messages = list(_messages(rows))
+            await asyncio.gather(*await self._send(messages))
+        self.published += len(messages)
+        return len(messages)
 
-    async def _send(self, rows: list[Any]) -> list[asyncio.Future[Any]]:
-        """Hand the rows to the producer as one record batch per topic partition (in id order within each),
-        partitioned by key as the Java client does; returns the delivery futures."""
+    async def _send(self, messages: list[_Message]) -> list[asyncio.Future[Any]]:
+        """Hand the messages to the producer as one record batch per topic partition (in outbox order within
+        each), partitioned by key as the Java client does; returns the delivery futures."""
         partitions: dict[str, list[int]] = {}
-        by_partition: dict[tuple[str, int], list[Any]] = defaultdict(list)
-        for row in rows:
-            topic, key = row[1], row[2]
+        by_partition: dict[tuple[str, int], list[_Message]] = defaultdict(list)
+        for message in messages:
+            topic = message[0]
             if topic not in partitions:
                 partitions[topic] = sorted(await self._producer.partitions_for(topic))
-            by_partition[(topic, partition_for(key, partitions[topic]))].append(row)
+            by_partition[(topic, partition_for(message[1], partitions[topic]))].append(message)
         futures = []
         for (topic, partition), group in by_partition.items():
             # An event's headers are the topic's, encoded once, with its own id in place.
             template = [(name, text.encode()) for name, text in headers_of(topic, "")]
             slot = next(n for n, (name, _) in enumerate(template) if name == "event_id")
-            messages = []
-            for _, _, key, packed, headers, event_id, codec in group:
+            batch = []
+            for _, key, value, event_id, headers in group:
                 if event_id is not None:
                     encoded = template.copy()
-                    encoded[slot] = ("event_id", event_id.encode())
+                    encoded[slot] = ("event_id", event_id)
                 else:  # a dead letter: its own headers
                     encoded = [(name, text.encode()) for name, text in json.loads(headers)]
-                messages.append((key, unpack(packed, codec), encoded))
-            futures += await send_in_batches(self._producer, topic, partition, messages)
+                batch.append((key, value, encoded))
+            futures += await send_in_batches(self._producer, topic, partition, batch)
         return futures
+
+
+# topic, key, value, event id (as text) or None for a dead letter, and a dead letter's headers (JSON)
+_Message = tuple[str, bytes | None, bytes | None, bytes | None, str]
+
+
+def _messages(rows: Iterable[Any]) -> Iterable[_Message]:
+    """The messages of outbox rows (id, topic, key, value, headers, event_id, value_codec), in order: a block
+    gives its events as they were written."""
+    for _, topic, key, value, headers, event_id, codec in rows:
+        if codec == EVENTS_LZ4:
+            for event in unpack_events(value):
+                yield event.topic, event.key, event.value, event.event_id, "[]"
+        else:
+            yield topic, key, unpack(value, codec), event_id.encode() if event_id is not None else None, headers
 
 
 async def send_in_batches(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from schemas.envelope import Event
 from services.runtime.db import copy_rows
 from services.runtime.errors import PermanentError
-from services.runtime.outbox_codec import pack
+from services.runtime.outbox_codec import BLOCK_BYTES, BLOCK_EVENTS, EVENTS_LZ4, FramedEvent, pack, pack_events
 
 
 def dlq_topic(service: str) -> str:
@@ -32,7 +32,8 @@ RELAY_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 class OutboxRow(NamedTuple):
     """One outgoing message as the outbox keeps it. An event has its id (the relay adds the event headers);
     a dead letter has no id and its headers as a JSON list of [name, value]. Big values are kept compressed
-    (`value_codec`, see services.runtime.outbox_codec)."""
+    (`value_codec`, see services.runtime.outbox_codec). A row can also hold several events of one transaction
+    as one block (`value_codec` "events+lz4", `event_count` of them, `topic` naming their topics)."""
 
     topic: str
     key: bytes | None
@@ -40,6 +41,7 @@ class OutboxRow(NamedTuple):
     headers: str
     event_id: uuid.UUID | None = None
     value_codec: str | None = None
+    event_count: int = 1
 
 
 OUTBOX_COLUMNS = OutboxRow._fields
@@ -133,15 +135,39 @@ class UnitOfWork:
     async def flush(self) -> None:
         if not self._pending:
             return
-        # One COPY for all of the transaction's events, big values compressed.
-        rows = []
+        # One COPY for all of the transaction's events: consecutive events go together as blocks (see
+        # services.runtime.outbox_codec), a dead letter or a big event on its own row, big values compressed.
+        rows: list[OutboxRow] = []
+        block: list[OutboxRow] = []
+        size = 0
         for row in self._pending:
-            value, codec = pack(row.value)
-            rows.append(row if codec is None else row._replace(value=value, value_codec=codec))
+            length = len(row.value or b"")
+            if block and (row.event_id is None or len(block) == BLOCK_EVENTS or size + length > BLOCK_BYTES):
+                rows.append(_as_row(block))
+                block, size = [], 0
+            if row.event_id is None or length > BLOCK_BYTES:
+                rows.append(_as_row([row]))
+            else:
+                block.append(row)
+                size += length
+        if block:
+            rows.append(_as_row(block))
         await copy_rows(self.conn, self._outbox.schema, self._outbox.name, OUTBOX_COLUMNS, rows)
         # Delivered at commit; wakes the relays (several NOTIFYs in one transaction fold into one).
         await self.conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self._outbox)})
         self._pending.clear()
+
+
+def _as_row(rows: list[OutboxRow]) -> OutboxRow:
+    """Pending rows as the outbox keeps them: one row as it is (its value compressed when big), several events
+    as one block."""
+    if len(rows) == 1:
+        row = rows[0]
+        value, codec = pack(row.value)
+        return row if codec is None else row._replace(value=value, value_codec=codec)
+    events = [FramedEvent(row.topic, row.key or b"", str(row.event_id).encode(), row.value or b"") for row in rows]
+    topics = ",".join(dict.fromkeys(row.topic for row in rows))
+    return OutboxRow(topics, None, pack_events(events), "[]", None, EVENTS_LZ4, len(rows))
 
 
 def outbox_channel(outbox: Table) -> str:

@@ -56,6 +56,55 @@ async def test_going_back_before_compressed_outbox_values_keeps_waiting_events_r
         await conn.close()
 
 
+BEFORE_EVENT_BLOCKS = {"order_state": "0011", "invoicing": "0008", "shipping": "0005"}
+
+
+@pytest.mark.parametrize("service", sorted(BEFORE_EVENT_BLOCKS))
+async def test_going_back_before_event_blocks_gives_each_waiting_event_its_own_row_in_order(own_database, service):
+    from services.runtime.outbox_codec import FramedEvent, pack_events, unpack
+
+    await upgrade_all(own_database)
+    conn = await asyncpg.connect(asyncpg_dsn(own_database.database_url_for(service)))
+    try:
+        big = b'{"lines": [' + b", ".join(b'{"sku": "SKU-%d"}' % n for n in range(200)) + b"]}"
+        block = [
+            FramedEvent(topic, b"R-1", str(uuid.uuid4()).encode(), value)
+            for topic, value in (("order.created", big), ("item.state_changed", b'{"n": 2}'))
+        ]
+        await conn.execute(
+            f"INSERT INTO {service}.outbox (topic, key, value, event_id) VALUES ('t', 'R-0', 'v0', $1)", uuid.uuid4()
+        )
+        await conn.execute(
+            f"""INSERT INTO {service}.outbox (topic, value, value_codec, event_count)
+                VALUES ('order.created', $1, 'events+lz4', 2)""",
+            pack_events(block),
+        )
+        await conn.execute(
+            f"""INSERT INTO {service}.outbox (topic, key, value, headers)
+                VALUES ('dlq.x', 'R-3', 'v3', '[["dlq.reason", "r"]]')"""
+        )
+        config = alembic_config(service, own_database.database_url_for(service))
+        await asyncio.to_thread(command.downgrade, config, BEFORE_EVENT_BLOCKS[service])
+        waiting = await conn.fetch(
+            f"""SELECT topic, key, value, value_codec, event_id::text AS event_id, headers::text AS headers
+                FROM {service}.outbox ORDER BY id"""
+        )
+        assert [(row["topic"], row["key"], unpack(row["value"], row["value_codec"])) for row in waiting] == [
+            ("t", b"R-0", b"v0"),
+            ("order.created", b"R-1", big),
+            ("item.state_changed", b"R-1", b'{"n": 2}'),
+            ("dlq.x", b"R-3", b"v3"),
+        ]
+        assert waiting[1]["value_codec"] == "lz4"  # big values stay compressed
+        assert [row["event_id"] for row in waiting[1:3]] == [event.event_id.decode() for event in block]
+        assert waiting[3]["headers"] == '[["dlq.reason", "r"]]' and waiting[3]["event_id"] is None
+
+        await asyncio.to_thread(command.upgrade, config, "head")
+        assert {row["event_count"] for row in await conn.fetch(f"SELECT event_count FROM {service}.outbox")} == {1}
+    finally:
+        await conn.close()
+
+
 @pytest.mark.parametrize("service", sorted(BEFORE_COMPRESSED_OUTBOX))
 async def test_the_migrated_schema_is_the_one_the_code_describes(own_database, service):
     """Alembic finds nothing to add, drop or change between a service's migrations and its tables.py."""
