@@ -169,13 +169,13 @@ def replay(
 
     async def rewind() -> None:
         for name in services:
-            for topic in await subscriptions(service_definition(name), settings):
-                group = settings.group_id(name, topic)
-                try:
-                    partitions = await rewind_group(settings, group, [topic])
-                except GroupBusy as exc:
-                    raise CliError(str(exc)) from exc
-                typer.echo(f"{name}: group {group} rewound to the start of {partitions} partitions")
+            topics = list(await subscriptions(service_definition(name), settings))
+            group = settings.group_id(name)
+            try:
+                partitions = await rewind_group(settings, group, topics)
+            except GroupBusy as exc:
+                raise CliError(str(exc)) from exc
+            typer.echo(f"{name}: group {group} rewound to the start of {partitions} partitions")
 
     asyncio.run(rewind())
 

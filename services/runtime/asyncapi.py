@@ -55,7 +55,7 @@ async def build_document(settings: Settings | None = None) -> dict[str, Any]:
     for service in SERVICES:
         definition = definition_of(service)
         for topic, route in (await subscriptions(definition, settings)).items():
-            group = settings.group_id(service, topic)
+            group = settings.group_id(service)
             broker.subscriber(
                 topic,
                 group_id=group,

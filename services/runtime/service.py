@@ -68,6 +68,7 @@ def build_context(definition: ServiceDefinition, settings: Settings) -> ServiceC
     relay = OutboxRelay(settings, engine, definition.outbox, definition.name)
     context = ServiceContext(definition.name, settings, engine, broker, consumer, relay, definition.outbox)
     definition.subscribe(context)
+    consumer.attach(broker)
     return context
 
 

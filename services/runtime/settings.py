@@ -161,9 +161,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
         return getattr(self, f"{service}_database_url") or self.database_url
 
-    def group_id(self, service: str, topic: str) -> str:
-        """One consumer group per service and topic: a rebalance on one topic never pauses the others."""
-        return f"{self.kafka_group_prefix}.{service}.{topic}"
+    def group_id(self, service: str) -> str:
+        """One consumer group per service, for all the topics it consumes: each replica is one member with one
+        consumer (a group per topic cost every replica a consumer, heartbeats and fetches per topic, busy or
+        not: see services.runtime.consumer)."""
+        return f"{self.kafka_group_prefix}.{service}"
 
     @property
     def kafka_batch_compression(self) -> str | None:

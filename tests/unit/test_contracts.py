@@ -119,7 +119,7 @@ def test_committed_asyncapi_document_matches_the_services(monkeypatch):
     # Subscriptions name their consumer group and carry the contract as payload.
     placed = document["operations"]["order_state:order.placed"]
     assert placed["action"] == "receive"
-    assert "in consumer group oms.order_state.order.placed." in channels["order_state:order.placed"]["description"]
+    assert "in consumer group oms.order_state." in channels["order_state:order.placed"]["description"]
     message = document["components"]["messages"]["order_state:order.placed:SubscribeMessage"]
     assert message["payload"] == {"$ref": "#/components/schemas/OrderPlaced"}
     assert "custom_order_reference" in document["components"]["schemas"]["OrderCreated"]["properties"]
