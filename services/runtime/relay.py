@@ -85,7 +85,8 @@ class OutboxRelay:
                     if listener is None or listener.is_closed():
                         listener = await self._listen()
                     continue
-                if sent + BLOCK_EVENTS <= self._settings.relay_batch_size:  # not cut short by the batch size
+                # Wait for a NOTIFY unless the take may have been cut short by the batch size (more may wait).
+                if sent == 0 or sent + BLOCK_EVENTS <= self._settings.relay_batch_size:
                     self._wake.clear()
                     waiter = asyncio.ensure_future(self._wake.wait())
                     stopper = asyncio.ensure_future(stop.wait())

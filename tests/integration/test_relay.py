@@ -5,6 +5,7 @@ Each test has an outbox of its own (own schema), so the running services' relays
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -205,6 +206,28 @@ async def test_a_block_that_fails_halfway_through_publishing_stays_whole_and_is_
         )
     assert {dict(r.headers)["event_id"].decode() for r in records} == {str(i) for i in ids}
     assert 12 < len(records) < 24  # the first partition's batch went twice
+
+
+async def test_an_idle_relay_waits_for_news_whatever_its_batch_size(engine, settings):
+    """A batch size below a block's 32 events must not turn the wait for NOTIFY into a loop of empty takes."""
+    schema = f"relay_{uuid.uuid4().hex[:8]}"
+    table = await own_outbox(engine, schema)
+    relay = OutboxRelay(settings.model_copy(update={"relay_batch_size": 10}), engine, table, "relay-test")
+    takes = 0
+    relay_once = relay.relay_once
+
+    async def counted() -> int:
+        nonlocal takes
+        takes += 1
+        return await relay_once()
+
+    relay.relay_once = counted
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    await asyncio.sleep(2.5)  # an empty outbox: one take, then a wait of up to a second for each next one
+    stop.set()
+    await running
+    assert 1 <= takes <= 4
 
 
 async def test_statements_sent_to_the_driver_first_are_part_of_the_transaction(engine):
