@@ -47,19 +47,15 @@ def subscribe(context: ServiceContext) -> None:
     ) -> None:
         await handlers.follow_custom_references(uow, changes, settings)
 
-    context.consumer.subscribe(
-        context.broker, OrderCustomReferenceChanged.TOPIC, OrderCustomReferenceChanged, follow_custom_references
-    )
+    context.consumer.subscribe(OrderCustomReferenceChanged.TOPIC, OrderCustomReferenceChanged, follow_custom_references)
 
     async def follow_cancellations(uow: UnitOfWork, cancellations: Sequence[Incoming[OrderCanceled]]) -> None:
         await handlers.follow_cancellations(uow, cancellations, settings)
 
-    context.consumer.subscribe(context.broker, OrderCanceled.TOPIC, OrderCanceled, follow_cancellations)
-    context.consumer.subscribe(context.broker, OrderCreated.TOPIC, OrderCreated, remember_orders)
-    context.consumer.subscribe(context.broker, InvoiceResendRequested.TOPIC, InvoiceResendRequested, resend_invoices)
-    context.consumer.subscribe(
-        context.broker, InvoiceGenerationRequested.TOPIC, InvoiceGenerationRequested, answer_generation_requests
-    )
+    context.consumer.subscribe(OrderCanceled.TOPIC, OrderCanceled, follow_cancellations)
+    context.consumer.subscribe(OrderCreated.TOPIC, OrderCreated, remember_orders)
+    context.consumer.subscribe(InvoiceResendRequested.TOPIC, InvoiceResendRequested, resend_invoices)
+    context.consumer.subscribe(InvoiceGenerationRequested.TOPIC, InvoiceGenerationRequested, answer_generation_requests)
 
 
 DEFINITION = ServiceDefinition(

@@ -60,14 +60,14 @@ def subscribe(context: ServiceContext) -> None:
     async def cancel_orders(uow: UnitOfWork, requests: Sequence[Incoming[OrderCancelRequested]]) -> None:
         await handlers.cancel_orders(uow, requests, catalog, context.settings)
 
-    consumer, broker = context.consumer, context.broker
-    consumer.subscribe(broker, OrderCancelRequested.TOPIC, OrderCancelRequested, cancel_orders)
-    consumer.subscribe(broker, OrderPlaced.TOPIC, OrderPlaced, place_orders, as_documents=True)
-    consumer.subscribe(broker, OrderItemEventRequested.TOPIC, OrderItemEventRequested, trigger_item_events)
-    consumer.subscribe(broker, ShipmentCreated.TOPIC, ShipmentCreated, assign_shipments)
-    consumer.subscribe(broker, ShipmentSplit.TOPIC, ShipmentSplit, follow_splits)
+    consumer = context.consumer
+    consumer.subscribe(OrderCancelRequested.TOPIC, OrderCancelRequested, cancel_orders)
+    consumer.subscribe(OrderPlaced.TOPIC, OrderPlaced, place_orders, as_documents=True)
+    consumer.subscribe(OrderItemEventRequested.TOPIC, OrderItemEventRequested, trigger_item_events)
+    consumer.subscribe(ShipmentCreated.TOPIC, ShipmentCreated, assign_shipments)
+    consumer.subscribe(ShipmentSplit.TOPIC, ShipmentSplit, follow_splits)
     consumer.subscribe(
-        broker, OrderCustomReferenceUpdateRequested.TOPIC, OrderCustomReferenceUpdateRequested, update_custom_references
+        OrderCustomReferenceUpdateRequested.TOPIC, OrderCustomReferenceUpdateRequested, update_custom_references
     )
     for topic, event in sorted(context.settings.fact_events.items()):
 
@@ -75,7 +75,7 @@ def subscribe(context: ServiceContext) -> None:
             await handlers.apply_fact(uow, facts, catalog, event)
 
         apply_fact.__name__ = f"apply_{topic.replace('.', '_')}"
-        consumer.subscribe(broker, topic, model_for_topic(topic), apply_fact)
+        consumer.subscribe(topic, model_for_topic(topic), apply_fact)
 
 
 async def run_scheduler(context: ServiceContext, stop: asyncio.Event) -> None:

@@ -98,7 +98,6 @@ class EventConsumer:
 
     def subscribe(
         self,
-        broker: KafkaBroker,
         topic: str,
         model: type[Event],
         handler: Handler[Any],

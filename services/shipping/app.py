@@ -41,11 +41,11 @@ def subscribe(context: ServiceContext) -> None:
     ) -> None:
         await handlers.follow_custom_references(uow, changes, settings)
 
-    consumer, broker = context.consumer, context.broker
-    consumer.subscribe(broker, OrderCustomReferenceChanged.TOPIC, OrderCustomReferenceChanged, follow_custom_references)
-    consumer.subscribe(broker, OrderCreated.TOPIC, OrderCreated, create_shipments)
-    consumer.subscribe(broker, ShipmentSplitRequested.TOPIC, ShipmentSplitRequested, split_shipments)
-    consumer.subscribe(broker, ItemStateChanged.TOPIC, ItemStateChanged, follow_item_states)
+    consumer = context.consumer
+    consumer.subscribe(OrderCustomReferenceChanged.TOPIC, OrderCustomReferenceChanged, follow_custom_references)
+    consumer.subscribe(OrderCreated.TOPIC, OrderCreated, create_shipments)
+    consumer.subscribe(ShipmentSplitRequested.TOPIC, ShipmentSplitRequested, split_shipments)
+    consumer.subscribe(ItemStateChanged.TOPIC, ItemStateChanged, follow_item_states)
 
 
 DEFINITION = ServiceDefinition(

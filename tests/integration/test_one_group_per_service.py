@@ -54,8 +54,8 @@ async def test_a_mixed_batch_goes_topic_by_topic_and_a_retry_applies_nothing_twi
 
     broker = create_broker(settings, "order_state")
     consumer = EventConsumer(settings, "order_state", engine, outbox, inbox)
-    consumer.subscribe(broker, first, OrderCancelRequested, handler(first), name=f"group-test-{run}-a")
-    consumer.subscribe(broker, second, OrderCancelRequested, handler(second), name=f"group-test-{run}-b")
+    consumer.subscribe(first, OrderCancelRequested, handler(first), name=f"group-test-{run}-a")
+    consumer.subscribe(second, OrderCancelRequested, handler(second), name=f"group-test-{run}-b")
     consumer.attach(broker)
     assert len(broker.subscribers) == 1  # one consumer for both topics
     delivered: list[tuple[str, int]] = []  # (topic, records) as the batches reach the routes
