@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aiokafka.structs import ConsumerRecord
+from asyncpg.exceptions import UniqueViolationError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -34,6 +35,11 @@ from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+
+class _SeenBefore(Exception):
+    """An event of the batch is in the inbox already (see EventConsumer._claim_new)."""
+
 
 E = TypeVar("E")  # an Event, or a Document of one
 
@@ -209,26 +215,40 @@ class EventConsumer:
         return True
 
     async def _transaction(self, records: list[ConsumerRecord], route: Route) -> None:
+        decoded = [route.decode(record) for record in records]
+        try:
+            await self._apply(records, decoded, route, seen_before_possible=False)
+        except _SeenBefore:
+            # An event of the batch was handled already (a redelivery, a replay, the same event twice in the
+            # batch): nothing was done yet, the claim being the transaction's first statement.
+            await self._apply(records, decoded, route, seen_before_possible=True)
+
+    async def _apply(
+        self, records: list[ConsumerRecord], decoded: list[Any], route: Route, *, seen_before_possible: bool
+    ) -> None:
         async with self.engine.begin() as conn:
             uow = UnitOfWork(conn, self.outbox, self.service, compressed_batches=self._compressed)
             valid: list[Incoming[Any]] = []
-            for record in records:
-                decoded = route.decode(record)
-                if isinstance(decoded, str):
+            for record, event in zip(records, decoded, strict=True):
+                if isinstance(event, str):
                     log.warning(
                         "%s: dead-lettering %s/%d@%d: %s",
                         route.name,
                         record.topic,
                         record.partition,
                         record.offset,
-                        decoded,
+                        event,
                     )
-                    uow.dead_letter(record, decoded)
+                    uow.dead_letter(record, event)
                 else:
-                    valid.append(Incoming(decoded, record))
+                    valid.append(Incoming(event, record))
             if valid:
                 ids = [event_id_of(item.event) for item in valid]
-                claimed = await self._claim(conn, route.name, ids)
+                if seen_before_possible:
+                    claimed = await self._claim(conn, route.name, ids)
+                else:
+                    await self._claim_new(conn, route.name, ids)
+                    claimed = None
                 if claimed is None:  # every id new, each once
                     fresh: list[Incoming[Any]] = valid
                 else:
@@ -240,6 +260,20 @@ class EventConsumer:
                 if fresh:
                     await route.handler(uow, fresh)
             await uow.flush()
+
+    async def _claim_new(self, conn: Any, consumer_name: str, event_ids: list[uuid.UUID]) -> None:
+        """Inbox rows for ids that are nearly always new, without asking which ones were not: a plain INSERT
+        costs PostgreSQL less than half of `_claim` (3.5 vs 8.5 us of CPU per id, 1,000 ids a statement).
+        Raises _SeenBefore, the transaction then aborted, when one of them was seen before."""
+        if len(set(event_ids)) != len(event_ids):
+            raise _SeenBefore
+        inbox = f"{self.inbox.schema}.{self.inbox.name}"
+        try:
+            await (await driver_connection(conn)).execute(
+                f"INSERT INTO {inbox} (consumer, event_id) SELECT $1, unnest($2::uuid[])", consumer_name, event_ids
+            )
+        except UniqueViolationError as exc:
+            raise _SeenBefore from exc
 
     async def _claim(self, conn: Any, consumer_name: str, event_ids: list[uuid.UUID]) -> set[uuid.UUID] | None:
         """Insert inbox rows; returns the ids not seen before, or None when that is all of them, each once (the
