@@ -154,6 +154,7 @@ class EventConsumer:
             group_id=settings.group_id(self.service),
             batch=True,
             max_records=settings.consumer_batch_size,
+            max_partition_fetch_bytes=settings.consumer_max_partition_fetch_bytes,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
             session_timeout_ms=settings.kafka_session_timeout_ms,
