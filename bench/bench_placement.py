@@ -1,7 +1,7 @@
 """Placement throughput through order_state, and the time to store a 100,000-unit order, each next to a
 baseline measured in the same run.
 
-    .venv/bin/python -m bench.bench_placement [--orders 20000] [--baseline-orders 2000] [--replicas 1,2] [--runs 3]
+    .venv/bin/python -m bench.bench_placement [--orders 40000] [--baseline-orders 2000] [--replicas 1,2] [--runs 3]
         [--warmup 10000]
 
 Runs on the embedded stack (PostgreSQL + Tansu, topics with 6 partitions). Throughput: ordinary orders
@@ -21,7 +21,10 @@ order_state processes, of PostgreSQL's server processes and of the broker, from 
 published until the outbox is empty (the bench's own polling of the database, a few index lookups a second,
 counts as PostgreSQL's). Each run is printed with a probe of the machine's speed taken just before it (the
 time to validate one order.placed on one core): this shared virtual machine's speed moves by a third or more
-within the hour, and the probe shows when a slow run met a slow machine.
+within the hour, and the probe shows when a slow run met a slow machine. With it, the share of the machine's
+cores that stayed idle and that the host stole (time the virtual cores could have run but the host ran
+something else: 0 most of the time, 8-25% in some runs of 2026-12-03), from the moment the burst is
+published until the outbox is empty.
 Baseline: a consumer of the same topic that handles one message per transaction with one INSERT per row
 (order with its lines, items, history, outbox) and commits the offset after each message. Big order:
 order_state's placement handler on an order with a splittable line of 100,000 units and a
@@ -155,6 +158,26 @@ class Throughput:
     cpu: dict[str, float] | None = None  # CPU microseconds per order by process group, where /proc tells
     raw: float | None = None  # orders/s the broker and database managed with no order logic, just before
     probe: float | None = None  # the machine's speed just before: see machine_probe()
+    machine: dict[str, float] | None = None  # shares of the machine's CPU time during the run: see machine_times()
+
+
+def machine_times() -> list[int] | None:
+    """The machine's CPU time so far by kind (Linux /proc/stat: user, nice, system, idle, iowait, irq, softirq,
+    steal), in ticks. Steal is time the virtual machine's cores were runnable but the host ran something
+    else: on a shared host it takes from a run what no change of the code gives back."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    except OSError:
+        return None
+    return [int(field) for field in fields]
+
+
+def machine_shares(before: list[int] | None, after: list[int] | None) -> dict[str, float] | None:
+    if before is None or after is None:
+        return None
+    spent = [a - b for a, b in zip(after, before, strict=True)]
+    total = sum(spent) or 1
+    return {"idle": spent[3] / total, "steal": spent[7] / total}
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
@@ -243,6 +266,7 @@ async def throughput(
         cpu_before: dict[str, float] | None = None
         orders_before = 0
         since = None
+        machine_before = machine_times()
         if from_now:
             since, orders_before = await conn.fetchval("SELECT clock_timestamp()"), await conn.fetchval(total)
             cpu_before = cpu.sample() if cpu is not None else None
@@ -265,6 +289,7 @@ async def throughput(
             if time.monotonic() > deadline:
                 raise TimeoutError("the outbox did not drain")
             await asyncio.sleep(0.05)
+        machine = machine_shares(machine_before, machine_times())
         per_order = None
         if cpu_before is not None and cpu is not None:
             spent, done = cpu.sample(), await conn.fetchval(total) - orders_before
@@ -289,7 +314,10 @@ async def throughput(
         )
         stored_rate = in_window / (last - first).total_seconds()
         return Throughput(
-            stored_rate, since_first / (drained - first).total_seconds() if published else None, per_order
+            stored_rate,
+            since_first / (drained - first).total_seconds() if published else None,
+            per_order,
+            machine=machine,
         )
     finally:
         await conn.close()
@@ -588,6 +616,11 @@ async def run(args: argparse.Namespace) -> None:
                 f"      run {number}: {rate.stored:,.0f} orders/s"
                 + (f", CPU per order {sum(rate.cpu.values()):,.0f} us" if rate.cpu else "")
                 + (f", machine probe {rate.probe:.1f} us per order.placed validated" if rate.probe else "")
+                + (
+                    f", cores idle {rate.machine['idle']:.0%}, stolen by the host {rate.machine['steal']:.0%}"
+                    if rate.machine
+                    else ""
+                )
             )
     print(f"100,000 + 1,000,000-unit order stored          : {big_ours:.3f} s")
     print(f"baseline, its 100,001 items one INSERT each    : {big_base:.3f} s")
