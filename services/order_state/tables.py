@@ -82,7 +82,7 @@ sales_order_item = Table(
 item_state_history = Table(
     "sales_order_item_state_history",
     metadata,
-    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("id", BigInteger, Identity(), nullable=False),
     Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("item_ids", INT8MULTIRANGE, nullable=False),
     Column("item_count", Integer, nullable=False),
@@ -91,21 +91,22 @@ item_state_history = Table(
     Column("event", Text),
     # Placement leaves it to the default: the transaction's start, the new items' entry time (migration 0010).
     Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Index("ix_item_state_history_order_id", "order_id"),
+    # Keyed by order first, like the items: the order page reads an order's history in id order (migration 0013).
+    PrimaryKeyConstraint("order_id", "id"),
 )
 
 # A due time for the items that entered `state` at `entered_at` (their state_changed_at): one row per
 # group, not per item. An item that leaves the state no longer matches, so its timeout is gone with it.
+# Keyed by that entry (writing one twice is a no-op), no id of its own (migration 0013).
 state_timeout = Table(
     "state_timeout",
     metadata,
-    Column("id", BigInteger, Identity(), primary_key=True),
     Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("state", Text, nullable=False),
     Column("event", Text, nullable=False),
     Column("entered_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("due_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("order_id", "state", "event", "entered_at", name="uq_state_timeout_entry"),
+    PrimaryKeyConstraint("order_id", "state", "event", "entered_at"),
     Index("ix_state_timeout_due_at", "due_at"),
 )
 
@@ -126,7 +127,7 @@ state_condition_check = Table(
 transition_log = Table(
     "transition_log",
     metadata,
-    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("id", BigInteger, Identity(), nullable=False),
     Column("order_id", BigInteger, nullable=False),  # no foreign key: see migration 0003
     Column("event", Text),
     Column("command", Text),
@@ -136,5 +137,5 @@ transition_log = Table(
     Column("item_count", Integer, nullable=False),
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Index("ix_transition_log_order_id", "order_id"),
+    PrimaryKeyConstraint("order_id", "id"),  # keyed by order first, like the history (migration 0013)
 )

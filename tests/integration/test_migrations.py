@@ -224,3 +224,51 @@ async def test_ids_reserved_in_blocks_stay_unique_across_migration_0011_both_way
     finally:
         await conn.close()
         await engine.dispose()
+
+
+async def test_history_log_and_timeouts_keyed_by_order_survive_migration_0013_both_ways(own_database):
+    await upgrade_all(own_database, ("order_state",))
+    conn = await asyncpg.connect(asyncpg_dsn(own_database.database_url_for("order_state")))
+    key = """SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i
+             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = ('order_state.' || $1)::regclass AND i.indisprimary"""
+    indexes = "SELECT count(*) FROM pg_index WHERE indrelid = ('order_state.' || $1)::regclass"
+    timeout = """INSERT INTO order_state.state_timeout (order_id, state, event, entered_at, due_at)
+                 VALUES (7, 'payment pending', 'cancel', '2026-12-03T08:00:00Z', '2026-12-03T09:00:00Z')
+                 ON CONFLICT DO NOTHING"""
+    try:
+        await conn.execute(
+            """INSERT INTO order_state.sales_order_item_state_history (order_id, item_ids, item_count, to_state)
+               VALUES (7, '{[1,3)}', 2, 'new')"""
+        )
+        await conn.execute(
+            """INSERT INTO order_state.transition_log (order_id, command, source_state, target_state, item_ids,
+                   item_count) VALUES (7, 'Oms/SendInvoice', 'new', 'invoiced', '{[1,3)}', 2)"""
+        )
+        await conn.execute(timeout)
+        await conn.execute(timeout)  # the same entry twice: one timeout
+        for table in ("sales_order_item_state_history", "transition_log"):
+            assert (await conn.fetchval(key, table), await conn.fetchval(indexes, table)) == (["order_id", "id"], 1)
+        assert await conn.fetchval(key, "state_timeout") == ["order_id", "state", "event", "entered_at"]
+        assert await conn.fetchval(indexes, "state_timeout") == 2  # and the due time, for the scheduler
+
+        config = alembic_config("order_state", own_database.database_url_for("order_state"))
+        await asyncio.to_thread(command.downgrade, config, "0012")
+        for table in ("sales_order_item_state_history", "transition_log"):
+            assert (await conn.fetchval(key, table), await conn.fetchval(indexes, table)) == (["id"], 2)
+        assert await conn.fetchval(key, "state_timeout") == ["id"]
+        assert await conn.fetchval("SELECT count(id) FROM order_state.state_timeout") == 1
+        await conn.execute(timeout)  # still refused by the entry's unique constraint
+        assert await conn.fetchval("SELECT count(*) FROM order_state.state_timeout") == 1
+
+        await asyncio.to_thread(command.upgrade, config, "head")
+        assert await conn.fetchval(key, "state_timeout") == ["order_id", "state", "event", "entered_at"]
+        rows = await conn.fetch(
+            """SELECT 'history' AS t, order_id FROM order_state.sales_order_item_state_history
+               UNION ALL SELECT 'log', order_id FROM order_state.transition_log
+               UNION ALL SELECT 'timeout', order_id FROM order_state.state_timeout ORDER BY 1"""
+        )
+        assert [tuple(row) for row in rows] == [("history", 7), ("log", 7), ("timeout", 7)]
+    finally:
+        await conn.close()
