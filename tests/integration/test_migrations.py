@@ -14,6 +14,11 @@ from services.runtime.migrations import alembic_config, upgrade_all
 from services.runtime.settings import Settings
 
 BEFORE_COMPRESSED_OUTBOX = {"order_state": "0006", "invoicing": "0007", "shipping": "0004"}
+# The columns of an order_state table's primary key, in order ($1: the table's name).
+PRIMARY_KEY = """SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i
+                 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                 WHERE i.indrelid = ('order_state.' || $1)::regclass AND i.indisprimary"""
 
 
 @pytest.fixture
@@ -156,17 +161,13 @@ async def test_order_rows_and_items_survive_migration_0009_both_ways(own_databas
         types = """SELECT column_name, data_type FROM information_schema.columns
                    WHERE table_schema = 'order_state' AND table_name = 'sales_order'
                      AND column_name IN ('customer', 'billing_address', 'totals', 'lines') ORDER BY 1"""
-        key = """SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i
-                 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                 WHERE i.indrelid = 'order_state.sales_order_item'::regclass AND i.indisprimary"""
         assert [tuple(row) for row in await conn.fetch(types)] == [
             ("billing_address", "json"),
             ("customer", "json"),
             ("lines", "text"),
             ("totals", "json"),
         ]
-        assert await conn.fetchval(key) == ["order_id", "id"]
+        assert await conn.fetchval(PRIMARY_KEY, "sales_order_item") == ["order_id", "id"]
 
         config = alembic_config("order_state", own_database.database_url_for("order_state"))
         await asyncio.to_thread(command.downgrade, config, "0008")
@@ -176,7 +177,7 @@ async def test_order_rows_and_items_survive_migration_0009_both_ways(own_databas
             ("lines", "json"),
             ("totals", "jsonb"),
         ]
-        assert await conn.fetchval(key) == ["id"]
+        assert await conn.fetchval(PRIMARY_KEY, "sales_order_item") == ["id"]
         assert await conn.fetchval("SELECT lines->0->>'sku' FROM order_state.sales_order WHERE id = 7") == "S"
 
         await asyncio.to_thread(command.upgrade, config, "head")
@@ -186,7 +187,7 @@ async def test_order_rows_and_items_survive_migration_0009_both_ways(own_databas
         )
         assert (order["email"], order["ranges"], order["total"]) == ("a@b.de", "[[1, 2]]", 100)
         assert await conn.fetchval("SELECT count(*) FROM order_state.sales_order_item WHERE order_id = 7") == 2
-        assert await conn.fetchval(key) == ["order_id", "id"]
+        assert await conn.fetchval(PRIMARY_KEY, "sales_order_item") == ["order_id", "id"]
     finally:
         await conn.close()
 
@@ -229,10 +230,6 @@ async def test_ids_reserved_in_blocks_stay_unique_across_migration_0011_both_way
 async def test_history_log_and_timeouts_keyed_by_order_survive_migration_0013_both_ways(own_database):
     await upgrade_all(own_database, ("order_state",))
     conn = await asyncpg.connect(asyncpg_dsn(own_database.database_url_for("order_state")))
-    key = """SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i
-             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-             WHERE i.indrelid = ('order_state.' || $1)::regclass AND i.indisprimary"""
     indexes = "SELECT count(*) FROM pg_index WHERE indrelid = ('order_state.' || $1)::regclass"
     timeout = """INSERT INTO order_state.state_timeout (order_id, state, event, entered_at, due_at)
                  VALUES (7, 'payment pending', 'cancel', '2026-12-03T08:00:00Z', '2026-12-03T09:00:00Z')
@@ -249,21 +246,23 @@ async def test_history_log_and_timeouts_keyed_by_order_survive_migration_0013_bo
         await conn.execute(timeout)
         await conn.execute(timeout)  # the same entry twice: one timeout
         for table in ("sales_order_item_state_history", "transition_log"):
-            assert (await conn.fetchval(key, table), await conn.fetchval(indexes, table)) == (["order_id", "id"], 1)
-        assert await conn.fetchval(key, "state_timeout") == ["order_id", "state", "event", "entered_at"]
+            assert await conn.fetchval(PRIMARY_KEY, table) == ["order_id", "id"]
+            assert await conn.fetchval(indexes, table) == 1
+        assert await conn.fetchval(PRIMARY_KEY, "state_timeout") == ["order_id", "state", "event", "entered_at"]
         assert await conn.fetchval(indexes, "state_timeout") == 2  # and the due time, for the scheduler
 
         config = alembic_config("order_state", own_database.database_url_for("order_state"))
         await asyncio.to_thread(command.downgrade, config, "0012")
         for table in ("sales_order_item_state_history", "transition_log"):
-            assert (await conn.fetchval(key, table), await conn.fetchval(indexes, table)) == (["id"], 2)
-        assert await conn.fetchval(key, "state_timeout") == ["id"]
+            assert await conn.fetchval(PRIMARY_KEY, table) == ["id"]
+            assert await conn.fetchval(indexes, table) == 2
+        assert await conn.fetchval(PRIMARY_KEY, "state_timeout") == ["id"]
         assert await conn.fetchval("SELECT count(id) FROM order_state.state_timeout") == 1
         await conn.execute(timeout)  # still refused by the entry's unique constraint
         assert await conn.fetchval("SELECT count(*) FROM order_state.state_timeout") == 1
 
         await asyncio.to_thread(command.upgrade, config, "head")
-        assert await conn.fetchval(key, "state_timeout") == ["order_id", "state", "event", "entered_at"]
+        assert await conn.fetchval(PRIMARY_KEY, "state_timeout") == ["order_id", "state", "event", "entered_at"]
         rows = await conn.fetch(
             """SELECT 'history' AS t, order_id FROM order_state.sales_order_item_state_history
                UNION ALL SELECT 'log', order_id FROM order_state.transition_log
