@@ -324,6 +324,6 @@ def main() -> None:
         app()
     except CliError as exc:
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

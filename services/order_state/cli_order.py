@@ -11,12 +11,50 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from schemas import OrderCancelRequested, OrderCustomReferenceUpdateRequested, OrderItemEventRequested
+from schemas import (
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderCancelRequested,
+    OrderCustomReferenceChanged,
+    OrderCustomReferenceUpdateRejected,
+    OrderCustomReferenceUpdateRequested,
+    OrderItemEventRequested,
+)
 from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.queries import OrderPage, order_matrix, order_page
-from services.runtime.cli_support import CliError, publish_event, settings_or_error, with_connection
+from services.runtime.cli_support import (
+    NO_ANSWER,
+    REFUSED,
+    CliError,
+    id_ranges_text,
+    item_ids_option,
+    publish_and_wait,
+    publish_event,
+    settings_or_error,
+    with_connection,
+)
 
 order_app = typer.Typer(help="Orders: trigger events, show an order.", no_args_is_help=True)
+
+ItemsOption = Annotated[
+    list[str] | None, typer.Option("--items", help="Only these item ids: --items 1,2,3 (or --items 1 --items 2).")
+]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait/--no-wait",
+        help="Wait for order_state's answer and print it: exit 1 when refused, 3 when no answer came in time.",
+    ),
+]
+TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the answer.", min=0.1)]
+
+
+def no_answer(request_id: object, topic: str, timeout: float) -> CliError:
+    return CliError(
+        f"no answer from order_state within {timeout:g} s (is it running?); request {request_id} is on {topic} "
+        "and is handled when order_state reads it",
+        exit_code=NO_ANSWER,
+    )
 
 
 def for_how_long(delta: timedelta) -> str:
@@ -36,11 +74,12 @@ def for_how_long(delta: timedelta) -> str:
 def trigger(
     reference: Annotated[str, typer.Argument(help="Order reference.")],
     event: Annotated[str, typer.Argument(help='Process event, e.g. "pay" or "ship".')],
-    items: Annotated[list[int] | None, typer.Option("--items", help="Only these item ids.")] = None,
+    item_values: ItemsOption = None,
     shipment: Annotated[int | None, typer.Option("--shipment", help="Only the items of this shipment.")] = None,
     requested_by: Annotated[str, typer.Option(help="Who asks, for the record.")] = "oms-cli",
 ) -> None:
     """Ask order_state to fire EVENT for the whole order, one shipment or chosen items."""
+    items = item_ids_option(item_values)
     if items and shipment is not None:
         raise CliError("give --items or --shipment, not both")
     settings = settings_or_error()
@@ -176,33 +215,51 @@ def set_reference(
     value: Annotated[str | None, typer.Argument(help="The new custom order reference.")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the custom order reference.")] = False,
     requested_by: Annotated[str, typer.Option(help="Who asks, for the record.")] = "oms-cli",
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 30,
 ) -> None:
-    """Set (VALUE) or clear (--clear) an order's custom reference, as the back office."""
+    """Set (VALUE) or clear (--clear) an order's custom reference, as the back office; prints the answer,
+    order.custom_reference_changed or order.custom_reference_update_rejected."""
     if (value is None) == (not clear):
         raise CliError("give either a VALUE or --clear")
     settings = settings_or_error()
     request = OrderCustomReferenceUpdateRequested(
         order_reference=reference, value=None if clear else value, requested_by=requested_by
     )
-    asyncio.run(publish_event(settings, request))
     what = "clearing the custom reference" if clear else f"custom reference {value!r}"
-    typer.echo(
-        f"requested {what} for {reference} (request {request.event_id}); the answer is "
-        "order.custom_reference_changed or order.custom_reference_update_rejected"
+    if not wait:
+        asyncio.run(publish_event(settings, request))
+        typer.echo(
+            f"requested {what} for {reference} (request {request.event_id}); the answer is "
+            "order.custom_reference_changed or order.custom_reference_update_rejected"
+        )
+        return
+    answer = asyncio.run(
+        publish_and_wait(settings, request, (OrderCustomReferenceChanged, OrderCustomReferenceUpdateRejected), timeout)
     )
+    if answer is None:
+        raise no_answer(request.event_id, request.event_type, timeout)
+    if isinstance(answer, OrderCustomReferenceUpdateRejected):
+        raise CliError(f"{what} for {reference} refused ({answer.reason}): {answer.message}", exit_code=REFUSED)
+    assert isinstance(answer, OrderCustomReferenceChanged)
+    typer.echo(f"custom reference of {reference}: {answer.old_value!r} -> {answer.new_value!r}")
 
 
 @order_app.command("cancel")
 def cancel(
     reference: Annotated[str, typer.Argument(help="Order reference.")],
-    items: Annotated[list[int] | None, typer.Option("--items", help="Only these item ids (back office).")] = None,
+    item_values: ItemsOption = None,
     shipment: Annotated[int | None, typer.Option("--shipment", help="Only this shipment (back office).")] = None,
     as_customer: Annotated[
         str | None, typer.Option("--as-customer", help="Ask as this customer (whole order, within the window).")
     ] = None,
     reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 30,
 ) -> None:
-    """Cancel a whole order, one shipment or chosen items; the answer is order.canceled or order.cancel_rejected."""
+    """Cancel a whole order, one shipment or chosen items; prints the answer, order.canceled or
+    order.cancel_rejected."""
+    items = item_ids_option(item_values)
     if items and shipment is not None:
         raise CliError("give --items or --shipment, not both")
     settings = settings_or_error()
@@ -214,10 +271,29 @@ def cancel(
         item_ids=items or None,
         shipment_id=shipment,
     )
-    asyncio.run(publish_event(settings, request))
     scope = f"items {', '.join(map(str, items))}" if items else f"shipment {shipment}" if shipment else "whole order"
     who = f"customer {as_customer}" if as_customer else "the back office"
-    typer.echo(
-        f"requested cancelling {scope} of {reference} as {who} (request {request.event_id}); "
-        "the answer is order.canceled or order.cancel_rejected"
-    )
+    if not wait:
+        asyncio.run(publish_event(settings, request))
+        typer.echo(
+            f"requested cancelling {scope} of {reference} as {who} (request {request.event_id}); "
+            "the answer is order.canceled or order.cancel_rejected"
+        )
+        return
+    answer = asyncio.run(publish_and_wait(settings, request, (OrderCanceled, OrderCancelRejected), timeout))
+    if answer is None:
+        raise no_answer(request.event_id, request.event_type, timeout)
+    if isinstance(answer, OrderCancelRejected):
+        refused = "".join(
+            f"\n  item {item.item_id} ({item.state or 'not in the order'}): {item.reason}"
+            for item in answer.refused_items
+        )
+        raise CliError(
+            f"cancelling {scope} of {reference} as {who} refused ({answer.reason}): {answer.message}{refused}",
+            exit_code=REFUSED,
+        )
+    assert isinstance(answer, OrderCanceled)
+    count = sum(last - first + 1 for first, last in answer.item_id_ranges)
+    items_text = f"{count} item{'s' if count != 1 else ''}"
+    whole = ", the whole order" if answer.whole_order else ""
+    typer.echo(f"cancelled {items_text} of {reference}{whole}: {id_ranges_text(answer.item_id_ranges)}")

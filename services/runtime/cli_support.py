@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,7 +17,16 @@ T = TypeVar("T")
 
 
 class CliError(Exception):
-    """A problem the user can fix; `oms` prints it without a traceback and exits non-zero."""
+    """A problem the user can fix; `oms` prints it without a traceback and exits non-zero (2 unless told)."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# Exit codes of a request answered or not (2 stays for errors in what was asked).
+REFUSED = 1
+NO_ANSWER = 3
 
 
 async def publish_event(settings: Settings, event: Event) -> None:
@@ -46,6 +56,63 @@ async def publish_events(settings: Settings, events: list[Event]) -> None:
         await producer.stop()
 
 
+async def publish_and_wait(
+    settings: Settings, request: Event, answers: Sequence[type[Event]], timeout: float
+) -> Event | None:
+    """Publish `request`, then wait up to `timeout` seconds for its answer: the first event on one of the
+    `answers` topics caused by it (its `causation_id` is the request's id). None when none came in time.
+
+    Answers are keyed by the order reference like the request, so only the one partition of each answer topic
+    that key goes to is read, from its end as it was before the request left: nothing older is read, and
+    nothing is committed (no consumer group). The embedded broker can report an end a little before the real
+    one; that only means reading a few more events, which are not the answer."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from services.runtime.relay import partition_for
+
+    consumer = AIOKafkaConsumer(
+        **settings.kafka_client_options(), client_id="oms-cli", group_id=None, enable_auto_commit=False
+    )
+    try:
+        await asyncio.wait_for(consumer.start(), timeout=15)
+    except Exception as exc:
+        await consumer.stop()
+        raise CliError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
+    try:
+        key = request.order_reference.encode()
+        models: dict[str, type[Event]] = {}
+        read: list[TopicPartition] = []
+        for model in answers:
+            partitions = consumer.partitions_for_topic(model.TOPIC)
+            if not partitions:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(model.TOPIC)
+            if not partitions:
+                raise CliError(f"topic {model.TOPIC} does not exist; create the topics with `oms topics create`")
+            models[model.TOPIC] = model
+            read.append(TopicPartition(model.TOPIC, partition_for(key, sorted(partitions))))
+        consumer.assign(read)
+        ends = await consumer.end_offsets(read)
+        for partition, offset in ends.items():
+            consumer.seek(partition, offset)
+        await publish_event(settings, request)
+        wanted = str(request.event_id)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            batches = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
+            for partition, records in batches.items():
+                for record in records:
+                    try:
+                        found = json.loads(record.value or b"")
+                    except ValueError:
+                        continue
+                    if isinstance(found, dict) and found.get("causation_id") == wanted:
+                        return models[partition.topic].model_validate(found)
+        return None
+    finally:
+        await consumer.stop()
+
+
 async def with_connection(settings: Settings, service: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     engine = create_engine(settings, service)
     try:
@@ -55,6 +122,26 @@ async def with_connection(settings: Settings, service: str, work: Callable[[Asyn
         raise CliError(f"cannot reach the {service} database: {exc}") from exc
     finally:
         await engine.dispose()
+
+
+def item_ids_option(values: list[str] | None, option: str = "--items") -> list[int] | None:
+    """Item ids as given: `--items 1,2,3`, `--items 1 --items 2`, or both; None when none were given."""
+    if not values:
+        return None
+    ids: list[int] = []
+    for value in values:
+        for part in value.replace(",", " ").split():
+            if not part.isdigit() or int(part) < 1:
+                raise CliError(f"{option} {part!r} is not an item id (a whole number from 1)")
+            ids.append(int(part))
+    if not ids:
+        raise CliError(f"{option}: no item ids given")
+    return list(dict.fromkeys(ids))
+
+
+def id_ranges_text(ranges: Sequence[tuple[int, int]]) -> str:
+    """[(1, 3), (7, 7)] -> "1-3, 7"."""
+    return ", ".join(str(first) if first == last else f"{first}-{last}" for first, last in ranges)
 
 
 def settings_or_error() -> Settings:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import Address, Shipment, ShipmentMethod, ShipmentSplitRequested
 from schemas.envelope import describe_validation_error
-from services.runtime.cli_support import CliError, publish_event, settings_or_error, with_connection
+from services.runtime.cli_support import CliError, item_ids_option, publish_event, settings_or_error, with_connection
 from services.runtime.formatting import money
 
 shipment_app = typer.Typer(help="Shipments: list them, split items into another shipment.", no_args_is_help=True)
@@ -99,7 +99,9 @@ def resolve_method(key: str, shipments: list[dict[str, Any]], catalog: dict[str,
 @shipment_app.command("split")
 def split(
     reference: Annotated[str, typer.Argument(help="Order reference.")],
-    items: Annotated[list[int], typer.Option("--items", help="Item ids to move.")],
+    item_values: Annotated[
+        list[str], typer.Option("--items", help="Item ids to move: --items 1,2,3 (or --items 1 --items 2).")
+    ],
     to: Annotated[int | None, typer.Option("--to", help="Existing shipment of the order to move them into.")] = None,
     address: Annotated[Path | None, typer.Option("--address", help="JSON file with the new address.")] = None,
     method: Annotated[str | None, typer.Option("--method", help="Shipment method key for the new shipment.")] = None,
@@ -107,6 +109,7 @@ def split(
     requested_by: Annotated[str, typer.Option(help="Who asks, for the record.")] = "oms-cli",
 ) -> None:
     """Move items into an existing shipment (--to) or a new one (--address and --method, optional --date)."""
+    items = item_ids_option(item_values) or []
     if (to is None) == (address is None and method is None):
         raise CliError("give either --to SHIPMENT, or --address FILE.json with --method KEY")
     settings = settings_or_error()

@@ -52,6 +52,7 @@ async def test_a_customer_cancels_their_whole_order_in_the_window(settings, serv
         "order", "cancel", reference, "--as-customer", customer, "--reason", "changed my mind", env=servers.env
     )
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"cancelled {len(items)} items of {reference}, the whole order: "), result.stdout
     await wait_for_states(engine, reference, {"cancelled"})
     async with TopicReader(settings, "order.canceled") as reader:
         await reader.wait_for(lambda _: reader.events(reference))
@@ -166,6 +167,53 @@ async def test_the_back_office_cancels_items_or_a_shipment_and_a_repeat_changes_
     async with TopicReader(settings, "order.canceled") as reader:
         await reader.wait_for(lambda _: len(reader.events(reference)) >= 2)
         assert len(reader.events(reference)) == 2  # the request delivered twice canceled once
+
+
+async def test_the_cli_prints_the_answer_and_exits_by_it(settings, services, engine, servers):
+    order = new_order(3)  # home: 3 items, office: 1 item
+    reference = order["order_reference"]
+    await publish_orders(settings, [order])
+    await wait_for_states(engine, reference, {"payment pending"})
+    shipments = await wait_until(lambda: _assigned(engine, reference))
+    home = max(shipments, key=lambda s: len(shipments[s]))
+    first, second = sorted(shipments[home])[:2]
+
+    refused = oms("order", "cancel", reference, "--as-customer", "NOBODY", env=servers.env)
+    assert refused.returncode == 1, (refused.stdout, refused.stderr)
+    assert f"cancelling whole order of {reference} as customer NOBODY refused (not_your_order): " in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    # Another request's answer waits on the same partition of order.cancel_rejected: the CLI reads past it.
+    other = await request_cancel(settings, reference, "back_office", item_ids=[999_999_999])
+    await answers(settings, "order.cancel_rejected", other)
+    done = oms("order", "cancel", reference, "--items", f"{first},{second}", "--reason", "damaged", env=servers.env)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    ids = f"{first}-{second}" if second == first + 1 else f"{first}, {second}"
+    assert done.stdout.strip() == f"cancelled 2 items of {reference}: {ids}"
+    states = await item_states(engine, reference)
+    assert {states[first], states[second]} == {"cancelled"}
+
+    unknown = oms("order", "cancel", reference, "--items", "999999999", env=servers.env)
+    assert unknown.returncode == 1
+    assert "refused (unknown_items)" in unknown.stderr and "item 999999999 (not in the order)" in unknown.stderr
+
+    bad = oms("order", "cancel", reference, "--items", f"{first},x", env=servers.env)
+    assert bad.returncode == 2 and "--items 'x' is not an item id" in bad.stderr
+
+    queued = oms("order", "cancel", reference, "--items", str(first), "--no-wait", env=servers.env)
+    assert queued.returncode == 0 and "the answer is order.canceled or order.cancel_rejected" in queued.stdout
+    assert [states[item] for item in shipments[home] if item not in (first, second)] == ["payment pending"]
+
+
+async def test_waiting_for_an_answer_that_does_not_come_ends_at_the_timeout(settings, services):
+    from schemas import OrderCancelRequested, ShipmentSplitRejected
+    from services.runtime.cli_support import publish_and_wait
+
+    request = OrderCancelRequested(order_reference="DE--NO-SUCH-ORDER", requested_by_role="back_office")
+    # order_state answers on order.cancel_rejected; nothing answers it on shipment.split_rejected.
+    assert await publish_and_wait(settings, request, (ShipmentSplitRejected,), timeout=1.5) is None
+    (rejection,) = await answers(settings, "order.cancel_rejected", {"event_id": str(request.event_id)})
+    assert rejection["reason"] == "unknown_order"
 
 
 async def _assigned(engine, reference):

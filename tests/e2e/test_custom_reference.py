@@ -50,6 +50,12 @@ async def test_back_office_changes_the_reference_and_every_later_event_carries_i
 
     result = oms("order", "set-reference", reference, "PO-NEW-ÄÖÜ-2", "--requested-by", "erp-sync", env=servers.env)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"custom reference of {reference}: 'PO-OLD-1' -> 'PO-NEW-ÄÖÜ-2'"
+    refused = oms("order", "set-reference", reference, "PO\x07BELL", env=servers.env)
+    assert refused.returncode == 1, (refused.stdout, refused.stderr)
+    assert "refused (control_characters): a custom order reference must not contain control characters" in (
+        refused.stderr
+    )
     async with TopicReader(settings, "order.custom_reference_changed") as reader:
         await reader.wait_for(lambda _: reader.events(reference))
         (changed,) = reader.events(reference)
