@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -12,13 +13,17 @@ from rich.console import Console
 from rich.table import Table
 
 from schemas import (
+    CancelRefusedItem,
+    ItemStateChanged,
     OrderCanceled,
     OrderCancelRejected,
     OrderCancelRequested,
     OrderCustomReferenceChanged,
     OrderCustomReferenceUpdateRejected,
     OrderCustomReferenceUpdateRequested,
+    OrderItemEventRejected,
     OrderItemEventRequested,
+    RefusedItem,
 )
 from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.queries import OrderPage, order_matrix, order_page
@@ -49,6 +54,11 @@ WaitOption = Annotated[
 TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the answer.", min=0.1)]
 
 
+def refused_lines(refused: Sequence[RefusedItem | CancelRefusedItem]) -> str:
+    """Each refused item on a line of its own, with its state and why."""
+    return "".join(f"\n  item {item.item_id} ({item.state or 'not in the order'}): {item.reason}" for item in refused)
+
+
 def no_answer(request_id: object, topic: str, timeout: float) -> CliError:
     return CliError(
         f"no answer from order_state within {timeout:g} s (is it running?); request {request_id} is on {topic} "
@@ -77,8 +87,11 @@ def trigger(
     item_values: ItemsOption = None,
     shipment: Annotated[int | None, typer.Option("--shipment", help="Only the items of this shipment.")] = None,
     requested_by: Annotated[str, typer.Option(help="Who asks, for the record.")] = "oms-cli",
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 30,
 ) -> None:
-    """Ask order_state to fire EVENT for the whole order, one shipment or chosen items."""
+    """Ask order_state to fire EVENT for the whole order, one shipment or chosen items; prints what moved
+    (item.state_changed) and what was refused (order.item_event_rejected)."""
     items = item_ids_option(item_values)
     if items and shipment is not None:
         raise CliError("give --items or --shipment, not both")
@@ -93,12 +106,36 @@ def trigger(
         )
     except ValueError as exc:
         raise CliError(f"invalid request: {exc}") from exc
-    asyncio.run(publish_event(settings, request))
     scope = f"items {', '.join(map(str, items))}" if items else f"shipment {shipment}" if shipment else "all items"
-    typer.echo(
-        f"requested {event!r} for {scope} of {reference} (request {request.event_id}); "
-        f"see `oms order show {reference}`; refusals come as order.item_event_rejected"
+    if not wait:
+        asyncio.run(publish_event(settings, request))
+        typer.echo(
+            f"requested {event!r} for {scope} of {reference} (request {request.event_id}); "
+            f"see `oms order show {reference}`; refusals come as order.item_event_rejected"
+        )
+        return
+    # Items moved and items refused by one request are two events written together: the second follows closely.
+    found = asyncio.run(
+        publish_and_wait(settings, request, (ItemStateChanged, OrderItemEventRejected), timeout, settle=1.0)
     )
+    if not found:
+        raise no_answer(request.event_id, request.event_type, timeout)
+    for answer in found:
+        if isinstance(answer, ItemStateChanged):
+            for change in answer.changes:
+                count = sum(last - first + 1 for first, last in change.item_id_ranges)
+                typer.echo(
+                    f"{event!r} on {reference}: {count} item{'s' if count != 1 else ''} "
+                    f"{change.from_state} -> {change.to_state} ({id_ranges_text(change.item_id_ranges)})"
+                )
+    refusals = [answer for answer in found if isinstance(answer, OrderItemEventRejected)]
+    if refusals:
+        answer = refusals[0]
+        refused = refused_lines(answer.refused_items)
+        raise CliError(
+            f"{event!r} for {scope} of {reference} refused ({answer.reason}): {answer.message}{refused}",
+            exit_code=REFUSED,
+        )
 
 
 def _page_json(page: OrderPage, now: datetime) -> dict[str, Any]:
@@ -234,9 +271,10 @@ def set_reference(
             "order.custom_reference_changed or order.custom_reference_update_rejected"
         )
         return
-    answer = asyncio.run(
+    found = asyncio.run(
         publish_and_wait(settings, request, (OrderCustomReferenceChanged, OrderCustomReferenceUpdateRejected), timeout)
     )
+    answer = found[0] if found else None
     if answer is None:
         raise no_answer(request.event_id, request.event_type, timeout)
     if isinstance(answer, OrderCustomReferenceUpdateRejected):
@@ -280,14 +318,12 @@ def cancel(
             "the answer is order.canceled or order.cancel_rejected"
         )
         return
-    answer = asyncio.run(publish_and_wait(settings, request, (OrderCanceled, OrderCancelRejected), timeout))
+    found = asyncio.run(publish_and_wait(settings, request, (OrderCanceled, OrderCancelRejected), timeout))
+    answer = found[0] if found else None
     if answer is None:
         raise no_answer(request.event_id, request.event_type, timeout)
     if isinstance(answer, OrderCancelRejected):
-        refused = "".join(
-            f"\n  item {item.item_id} ({item.state or 'not in the order'}): {item.reason}"
-            for item in answer.refused_items
-        )
+        refused = refused_lines(answer.refused_items)
         raise CliError(
             f"cancelling {scope} of {reference} as {who} refused ({answer.reason}): {answer.message}{refused}",
             exit_code=REFUSED,

@@ -57,10 +57,13 @@ async def publish_events(settings: Settings, events: list[Event]) -> None:
 
 
 async def publish_and_wait(
-    settings: Settings, request: Event, answers: Sequence[type[Event]], timeout: float
-) -> Event | None:
-    """Publish `request`, then wait up to `timeout` seconds for its answer: the first event on one of the
-    `answers` topics caused by it (its `causation_id` is the request's id). None when none came in time.
+    settings: Settings, request: Event, answers: Sequence[type[Event]], timeout: float, *, settle: float = 0
+) -> list[Event]:
+    """Publish `request`, then wait up to `timeout` seconds for its answer: the events on the `answers` topics
+    caused by it (their `causation_id` is the request's id). The first one ends the wait, unless `settle`: then
+    the answers that come within that many seconds after it, or until every answer topic has answered, go with
+    it (a request answered partly, some items moved and some refused, gets two events, written together).
+    Empty when nothing came in time.
 
     Answers are keyed by the order reference like the request, so only the one partition of each answer topic
     that key goes to is read, from its end as it was before the request left: nothing older is read, and
@@ -97,18 +100,22 @@ async def publish_and_wait(
             consumer.seek(partition, offset)
         await publish_event(settings, request)
         wanted = str(request.event_id)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + timeout
+        found: list[Event] = []
+        while (left := deadline - clock()) > 0 and len({answer.event_type for answer in found}) < len(models):
             batches = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
             for partition, records in batches.items():
                 for record in records:
                     try:
-                        found = json.loads(record.value or b"")
+                        value = json.loads(record.value or b"")
                     except ValueError:
                         continue
-                    if isinstance(found, dict) and found.get("causation_id") == wanted:
-                        return models[partition.topic].model_validate(found)
-        return None
+                    if isinstance(value, dict) and value.get("causation_id") == wanted:
+                        if not found:
+                            deadline = clock() + settle
+                        found.append(models[partition.topic].model_validate(value))
+        return found
     finally:
         await consumer.stop()
 

@@ -211,7 +211,7 @@ async def test_waiting_for_an_answer_that_does_not_come_ends_at_the_timeout(sett
 
     request = OrderCancelRequested(order_reference="DE--NO-SUCH-ORDER", requested_by_role="back_office")
     # order_state answers on order.cancel_rejected; nothing answers it on shipment.split_rejected.
-    assert await publish_and_wait(settings, request, (ShipmentSplitRejected,), timeout=1.5) is None
+    assert await publish_and_wait(settings, request, (ShipmentSplitRejected,), timeout=1.5) == []
     (rejection,) = await answers(settings, "order.cancel_rejected", {"event_id": str(request.event_id)})
     assert rejection["reason"] == "unknown_order"
 

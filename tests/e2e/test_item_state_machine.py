@@ -25,8 +25,10 @@ async def test_default_process_happy_path_with_invoice_and_shipping_facts(settin
     # A back-office user pays the order from the command line.
     result = oms("order", "trigger", reference, "pay", env=servers.env)
     assert result.returncode == 0, result.stderr
-    assert f"requested 'pay' for all items of {reference}" in result.stdout
-    # pay -> paid, then the onEnter event `confirm` (command Oms/SendOrderConfirmation) -> confirmed.
+    # pay -> paid, then the onEnter event `confirm` (command Oms/SendOrderConfirmation) -> confirmed; what the
+    # command line prints is order_state's answer.
+    first, last = sorted(await item_states(engine, reference))[::2]
+    assert result.stdout.strip() == f"'pay' on {reference}: 3 items payment pending -> confirmed ({first}-{last})"
     await wait_for_states(engine, reference, {"confirmed"})
     log = await rows(
         engine,
@@ -74,6 +76,34 @@ async def test_default_process_happy_path_with_invoice_and_shipping_facts(settin
     assert page.returncode == 0, page.stderr
     assert "closed: 3 items" in page.stdout
     assert "payment pending" in page.stdout and "Invoice - generated" in page.stdout  # history
+
+
+async def test_the_command_line_prints_what_moved_and_what_was_refused(settings, services, engine, servers):
+    order = new_order(1)
+    reference = order["order_reference"]
+    await publish_orders(settings, [order])
+    await wait_for_states(engine, reference, {"payment pending"})
+    first, second, third = sorted(await item_states(engine, reference))
+    paid = oms("order", "trigger", reference, "pay", "--items", str(first), env=servers.env)
+    assert paid.returncode == 0, paid.stderr
+
+    # Partly possible: the two unpaid items move, the paid one is refused; both answers are printed.
+    partly = oms("order", "trigger", reference, "pay", env=servers.env)
+    assert partly.returncode == 1
+    assert partly.stdout.strip() == f"'pay' on {reference}: 2 items payment pending -> confirmed ({second}-{third})"
+    assert partly.stderr.startswith(
+        f"error: 'pay' for all items of {reference} refused (not_possible): event 'pay' was refused for 1 of 3 items\n"
+        f"  item {first} (confirmed): "
+    ), partly.stderr
+
+    unknown = oms("order", "trigger", reference, "fly", "--no-wait", env=servers.env)
+    assert unknown.returncode == 0 and "refusals come as order.item_event_rejected" in unknown.stdout
+    unknown = oms("order", "trigger", reference, "fly", env=servers.env)
+    assert unknown.returncode == 1 and "refused (unknown_event): process OmsDefault01 has no event 'fly'" in (
+        unknown.stderr
+    )
+    assert "Traceback" not in unknown.stderr
+    assert set((await item_states(engine, reference)).values()) == {"confirmed"}
 
 
 async def test_spryker_format_process_with_prefixed_subprocess_happy_and_cancellation_paths(settings, services, engine):
