@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,6 +29,15 @@ REFUSED = 1
 NO_ANSWER = 3
 
 
+async def _start(client: Any, settings: Settings) -> None:
+    """Start a Kafka producer or consumer, or say which Kafka could not be reached."""
+    try:
+        await asyncio.wait_for(client.start(), timeout=15)
+    except Exception as exc:
+        await client.stop()
+        raise CliError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
+
+
 async def publish_event(settings: Settings, event: Event) -> None:
     """Publish one event as checkout or the back office would: keyed by order reference, headers set."""
     await publish_events(settings, [event])
@@ -39,11 +48,7 @@ async def publish_events(settings: Settings, events: list[Event]) -> None:
     from services.runtime.unit_of_work import event_headers
 
     producer = create_producer(settings, "oms-cli")
-    try:
-        await asyncio.wait_for(producer.start(), timeout=15)
-    except Exception as exc:
-        await producer.stop()
-        raise CliError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
+    await _start(producer, settings)
     try:
         for event in events:
             await producer.send_and_wait(
@@ -76,11 +81,7 @@ async def publish_and_wait(
     consumer = AIOKafkaConsumer(
         **settings.kafka_client_options(), client_id="oms-cli", group_id=None, enable_auto_commit=False
     )
-    try:
-        await asyncio.wait_for(consumer.start(), timeout=15)
-    except Exception as exc:
-        await consumer.stop()
-        raise CliError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
+    await _start(consumer, settings)
     try:
         key = request.order_reference.encode()
         models: dict[str, type[Event]] = {}

@@ -45,6 +45,22 @@ def test_invalid_setting_is_a_clear_error():
     assert "Traceback" not in result.stderr
 
 
+def test_requests_name_an_unreachable_kafka_and_a_wrong_item_id():
+    unreachable = {"OMS_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+    for args in (
+        ("order", "cancel", "DE--1"),
+        ("order", "trigger", "DE--1", "pay"),
+        ("order", "set-reference", "DE--1", "X"),
+    ):
+        result = oms(*args, env=unreachable)
+        assert result.returncode == 2, (args, result.stderr)
+        assert f"error: cannot reach Kafka at {unreachable['OMS_KAFKA_BOOTSTRAP_SERVERS']}" in result.stderr
+        assert "Traceback" not in result.stderr
+    for items in ("4,x", "0", ","):
+        result = oms("order", "cancel", "DE--1", "--items", items, env=unreachable)
+        assert result.returncode == 2 and "error: --items" in result.stderr, (items, result.stderr)
+
+
 def test_committed_json_schemas_are_current_according_to_the_cli():
     result = oms("schemas", "export", "--check")
     assert result.returncode == 0, result.stderr
