@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -31,6 +32,10 @@ NO_ANSWER = 3
 
 async def _start(client: Any, settings: Settings) -> None:
     """Start a Kafka producer or consumer, or say which Kafka could not be reached."""
+    if not logging.getLogger().handlers:
+        # A one-shot command without logging set up: the error below says it all, without aiokafka's own
+        # lines about each failed connection in front of it.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         await asyncio.wait_for(client.start(), timeout=15)
     except Exception as exc:

@@ -54,7 +54,7 @@ def test_requests_name_an_unreachable_kafka_and_a_wrong_item_id():
     ):
         result = oms(*args, env=unreachable)
         assert result.returncode == 2, (args, result.stderr)
-        assert f"error: cannot reach Kafka at {unreachable['OMS_KAFKA_BOOTSTRAP_SERVERS']}" in result.stderr
+        assert result.stderr.startswith(f"error: cannot reach Kafka at {unreachable['OMS_KAFKA_BOOTSTRAP_SERVERS']}")
         assert "Traceback" not in result.stderr
     for items in ("4,x", "0", ","):
         result = oms("order", "cancel", "DE--1", "--items", items, env=unreachable)
