@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -13,7 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from schemas import (
-    CancelRefusedItem,
     ItemStateChanged,
     OrderCanceled,
     OrderCancelRejected,
@@ -23,18 +21,18 @@ from schemas import (
     OrderCustomReferenceUpdateRequested,
     OrderItemEventRejected,
     OrderItemEventRequested,
-    RefusedItem,
 )
 from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.queries import OrderPage, order_matrix, order_page
 from services.runtime.cli_support import (
-    NO_ANSWER,
     REFUSED,
     CliError,
     id_ranges_text,
     item_ids_option,
+    no_answer,
     publish_and_wait,
     publish_event,
+    refused_lines,
     settings_or_error,
     with_connection,
 )
@@ -52,19 +50,6 @@ WaitOption = Annotated[
     ),
 ]
 TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the answer.", min=0.1)]
-
-
-def refused_lines(refused: Sequence[RefusedItem | CancelRefusedItem]) -> str:
-    """Each refused item on a line of its own, with its state and why."""
-    return "".join(f"\n  item {item.item_id} ({item.state or 'not in the order'}): {item.reason}" for item in refused)
-
-
-def no_answer(request_id: object, topic: str, timeout: float) -> CliError:
-    return CliError(
-        f"no answer from order_state within {timeout:g} s (is it running?); request {request_id} is on {topic} "
-        "and is handled when order_state reads it",
-        exit_code=NO_ANSWER,
-    )
 
 
 def for_how_long(delta: timedelta) -> str:
@@ -119,7 +104,7 @@ def trigger(
         publish_and_wait(settings, request, (ItemStateChanged, OrderItemEventRejected), timeout, settle=1.0)
     )
     if not found:
-        raise no_answer(request.event_id, request.event_type, timeout)
+        raise no_answer("order_state", request, timeout)
     for answer in found:
         if isinstance(answer, ItemStateChanged):
             for change in answer.changes:
@@ -276,7 +261,7 @@ def set_reference(
     )
     answer = found[0] if found else None
     if answer is None:
-        raise no_answer(request.event_id, request.event_type, timeout)
+        raise no_answer("order_state", request, timeout)
     if isinstance(answer, OrderCustomReferenceUpdateRejected):
         raise CliError(f"{what} for {reference} refused ({answer.reason}): {answer.message}", exit_code=REFUSED)
     assert isinstance(answer, OrderCustomReferenceChanged)
@@ -321,7 +306,7 @@ def cancel(
     found = asyncio.run(publish_and_wait(settings, request, (OrderCanceled, OrderCancelRejected), timeout))
     answer = found[0] if found else None
     if answer is None:
-        raise no_answer(request.event_id, request.event_type, timeout)
+        raise no_answer("order_state", request, timeout)
     if isinstance(answer, OrderCancelRejected):
         refused = refused_lines(answer.refused_items)
         raise CliError(

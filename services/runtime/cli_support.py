@@ -152,6 +152,19 @@ def item_ids_option(values: list[str] | None, option: str = "--items") -> list[i
     return list(dict.fromkeys(ids))
 
 
+def refused_lines(refused: Sequence[Any]) -> str:
+    """Each refused item of a rejection (`item_id`, `state`, `reason`) on a line of its own."""
+    return "".join(f"\n  item {item.item_id} ({item.state or 'not in the order'}): {item.reason}" for item in refused)
+
+
+def no_answer(service: str, request: Event, timeout: float) -> CliError:
+    return CliError(
+        f"no answer from {service} within {timeout:g} s (is it running?); request {request.event_id} is on "
+        f"{request.event_type} and is handled when {service} reads it",
+        exit_code=NO_ANSWER,
+    )
+
+
 def id_ranges_text(ranges: Sequence[tuple[int, int]]) -> str:
     """[(1, 3), (7, 7)] -> "1-3, 7"."""
     return ", ".join(str(first) if first == last else f"{first}-{last}" for first, last in ranges)

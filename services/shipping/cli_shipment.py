@@ -15,9 +15,20 @@ from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import Address, Shipment, ShipmentMethod, ShipmentSplitRequested
+from schemas import Address, Shipment, ShipmentMethod, ShipmentSplit, ShipmentSplitRejected, ShipmentSplitRequested
 from schemas.envelope import describe_validation_error
-from services.runtime.cli_support import CliError, item_ids_option, publish_event, settings_or_error, with_connection
+from services.runtime.cli_support import (
+    REFUSED,
+    CliError,
+    id_ranges_text,
+    item_ids_option,
+    no_answer,
+    publish_and_wait,
+    publish_event,
+    refused_lines,
+    settings_or_error,
+    with_connection,
+)
 from services.runtime.formatting import money
 
 shipment_app = typer.Typer(help="Shipments: list them, split items into another shipment.", no_args_is_help=True)
@@ -107,8 +118,17 @@ def split(
     method: Annotated[str | None, typer.Option("--method", help="Shipment method key for the new shipment.")] = None,
     date: Annotated[str | None, typer.Option("--date", help="Requested delivery date, YYYY-MM-DD.")] = None,
     requested_by: Annotated[str, typer.Option(help="Who asks, for the record.")] = "oms-cli",
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Wait for shipping's answer and print it: exit 1 when refused, 3 when no answer came in time.",
+        ),
+    ] = True,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the answer.", min=0.1)] = 30,
 ) -> None:
-    """Move items into an existing shipment (--to) or a new one (--address and --method, optional --date)."""
+    """Move items into an existing shipment (--to) or a new one (--address and --method, optional --date);
+    prints shipping's answer, shipment.split or shipment.split_rejected."""
     items = item_ids_option(item_values) or []
     if (to is None) == (address is None and method is None):
         raise CliError("give either --to SHIPMENT, or --address FILE.json with --method KEY")
@@ -140,9 +160,33 @@ def split(
         new_shipment=new_shipment,
         requested_by=requested_by,
     )
-    asyncio.run(publish_event(settings, request))
     target = f"shipment {to}" if to is not None else "a new shipment"
-    typer.echo(
-        f"requested moving items {', '.join(map(str, items))} of {reference} into {target} "
-        f"(request {request.event_id}); see `oms shipment list {reference}`; refusals come as shipment.split_rejected"
+    if not wait:
+        asyncio.run(publish_event(settings, request))
+        typer.echo(
+            f"requested moving items {', '.join(map(str, items))} of {reference} into {target} (request "
+            f"{request.event_id}); see `oms shipment list {reference}`; refusals come as shipment.split_rejected"
+        )
+        return
+    # One shipment.split per shipment the items came from, written together.
+    found = asyncio.run(
+        publish_and_wait(settings, request, (ShipmentSplit, ShipmentSplitRejected), timeout, settle=1.0)
     )
+    if not found:
+        raise no_answer("shipping", request, timeout)
+    for answer in found:
+        if isinstance(answer, ShipmentSplitRejected):
+            raise CliError(
+                f"moving items {', '.join(map(str, items))} of {reference} into {target} refused ({answer.reason}): "
+                f"{answer.message}{refused_lines(answer.refused_items)}",
+                exit_code=REFUSED,
+            )
+    for answer in found:
+        assert isinstance(answer, ShipmentSplit)
+        count = len(answer.item_ids)
+        new = "new " if answer.to_shipment_created else ""
+        removed = f"; shipment {answer.from_shipment_id} is empty and removed" if answer.from_shipment_removed else ""
+        typer.echo(
+            f"moved {count} item{'s' if count != 1 else ''} of {reference} from shipment {answer.from_shipment_id} "
+            f"to {new}shipment {answer.to_shipment_id} ({id_ranges_text(answer.item_id_ranges)}){removed}"
+        )

@@ -70,9 +70,7 @@ async def test_items_move_into_a_new_shipment_from_the_command_line(settings, se
         "split",
         reference,
         "--items",
-        str(items[0]),
-        "--items",
-        str(items[1]),
+        f"{items[0]},{items[1]}",
         "--address",
         str(address),
         "--method",
@@ -85,10 +83,12 @@ async def test_items_move_into_a_new_shipment_from_the_command_line(settings, se
         },
     )
     assert result.returncode == 0, result.stderr
-    assert f"requested moving items {items[0]}, {items[1]} of {reference} into a new shipment" in result.stdout
-
     shipments = await wait_until(lambda: _all(engine, reference, 2))
     new_id = max(shipments)
+    moved = f"{items[0]}-{items[1]}" if items[1] == items[0] + 1 else f"{items[0]}, {items[1]}"
+    assert (
+        result.stdout.strip() == f"moved 2 items of {reference} from shipment {home} to new shipment {new_id} ({moved})"
+    )
     assert shipments[home]["items"] == items[2:]
     assert shipments[new_id] == {
         "status": "new",
@@ -126,6 +126,17 @@ async def test_items_move_into_a_new_shipment_from_the_command_line(settings, se
     listing = oms("shipment", "list", reference, "--json", env=servers.env)
     assert listing.returncode == 0, listing.stderr
     assert [s["item_ids"] for s in json.loads(listing.stdout)] == [items[2:], items[:2]]
+
+    refused = oms(
+        "shipment", "split", reference, "--items", f"{items[2]},999999999", "--to", str(new_id), env=servers.env
+    )
+    assert refused.returncode == 1, (refused.stdout, refused.stderr)
+    assert f"into shipment {new_id} refused (item_not_in_order): " in refused.stderr
+    assert "\n  item 999999999 (not in the order): item_not_in_order" in refused.stderr
+    queued = oms(
+        "shipment", "split", reference, "--items", str(items[2]), "--to", str(new_id), "--no-wait", env=servers.env
+    )
+    assert queued.returncode == 0 and "refusals come as shipment.split_rejected" in queued.stdout
 
 
 async def test_moving_the_last_items_removes_the_empty_shipment_and_a_repeat_moves_nothing(settings, services, engine):
