@@ -27,11 +27,9 @@ from services.order_state.queries import OrderPage, order_matrix, order_page
 from services.runtime.cli_support import (
     REFUSED,
     CliError,
+    ask,
     id_ranges_text,
     item_ids_option,
-    no_answer,
-    publish_and_wait,
-    publish_event,
     refused_lines,
     settings_or_error,
     with_connection,
@@ -92,19 +90,18 @@ def trigger(
     except ValueError as exc:
         raise CliError(f"invalid request: {exc}") from exc
     scope = f"items {', '.join(map(str, items))}" if items else f"shipment {shipment}" if shipment else "all items"
-    if not wait:
-        asyncio.run(publish_event(settings, request))
-        typer.echo(
-            f"requested {event!r} for {scope} of {reference} (request {request.event_id}); "
-            f"see `oms order show {reference}`; refusals come as order.item_event_rejected"
-        )
-        return
     # Items moved and items refused by one request are two events written together: the second follows closely.
-    found = asyncio.run(
-        publish_and_wait(settings, request, (ItemStateChanged, OrderItemEventRejected), timeout, settle=1.0)
+    found = ask(
+        settings,
+        "order_state",
+        request,
+        (ItemStateChanged, OrderItemEventRejected),
+        wait=wait,
+        timeout=timeout,
+        settle=1.0,
+        queued=f"requested {event!r} for {scope} of {reference} (request {request.event_id}); "
+        f"see `oms order show {reference}`; refusals come as order.item_event_rejected",
     )
-    if not found:
-        raise no_answer("order_state", request, timeout)
     for answer in found:
         if isinstance(answer, ItemStateChanged):
             for change in answer.changes:
@@ -249,19 +246,19 @@ def set_reference(
         order_reference=reference, value=None if clear else value, requested_by=requested_by
     )
     what = "clearing the custom reference" if clear else f"custom reference {value!r}"
-    if not wait:
-        asyncio.run(publish_event(settings, request))
-        typer.echo(
-            f"requested {what} for {reference} (request {request.event_id}); the answer is "
-            "order.custom_reference_changed or order.custom_reference_update_rejected"
-        )
-        return
-    found = asyncio.run(
-        publish_and_wait(settings, request, (OrderCustomReferenceChanged, OrderCustomReferenceUpdateRejected), timeout)
+    found = ask(
+        settings,
+        "order_state",
+        request,
+        (OrderCustomReferenceChanged, OrderCustomReferenceUpdateRejected),
+        wait=wait,
+        timeout=timeout,
+        queued=f"requested {what} for {reference} (request {request.event_id}); the answer is "
+        "order.custom_reference_changed or order.custom_reference_update_rejected",
     )
-    answer = found[0] if found else None
-    if answer is None:
-        raise no_answer("order_state", request, timeout)
+    if not found:
+        return
+    answer = found[0]
     if isinstance(answer, OrderCustomReferenceUpdateRejected):
         raise CliError(f"{what} for {reference} refused ({answer.reason}): {answer.message}", exit_code=REFUSED)
     assert isinstance(answer, OrderCustomReferenceChanged)
@@ -296,17 +293,19 @@ def cancel(
     )
     scope = f"items {', '.join(map(str, items))}" if items else f"shipment {shipment}" if shipment else "whole order"
     who = f"customer {as_customer}" if as_customer else "the back office"
-    if not wait:
-        asyncio.run(publish_event(settings, request))
-        typer.echo(
-            f"requested cancelling {scope} of {reference} as {who} (request {request.event_id}); "
-            "the answer is order.canceled or order.cancel_rejected"
-        )
+    found = ask(
+        settings,
+        "order_state",
+        request,
+        (OrderCanceled, OrderCancelRejected),
+        wait=wait,
+        timeout=timeout,
+        queued=f"requested cancelling {scope} of {reference} as {who} (request {request.event_id}); "
+        "the answer is order.canceled or order.cancel_rejected",
+    )
+    if not found:
         return
-    found = asyncio.run(publish_and_wait(settings, request, (OrderCanceled, OrderCancelRejected), timeout))
-    answer = found[0] if found else None
-    if answer is None:
-        raise no_answer("order_state", request, timeout)
+    answer = found[0]
     if isinstance(answer, OrderCancelRejected):
         refused = refused_lines(answer.refused_items)
         raise CliError(

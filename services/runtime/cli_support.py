@@ -152,6 +152,29 @@ def item_ids_option(values: list[str] | None, option: str = "--items") -> list[i
     return list(dict.fromkeys(ids))
 
 
+def ask(
+    settings: Settings,
+    service: str,
+    request: Event,
+    answers: Sequence[type[Event]],
+    *,
+    wait: bool,
+    timeout: float,
+    queued: str,
+    settle: float = 0,
+) -> list[Event]:
+    """Publish `request` for `service`. With `wait`, its answers (see `publish_and_wait`), or an error with exit
+    code 3 when none came in time; without, print `queued` (what was asked) and return no answers."""
+    if not wait:
+        asyncio.run(publish_event(settings, request))
+        print(queued)
+        return []
+    found = asyncio.run(publish_and_wait(settings, request, answers, timeout, settle=settle))
+    if not found:
+        raise no_answer(service, request, timeout)
+    return found
+
+
 def refused_lines(refused: Sequence[Any]) -> str:
     """Each refused item of a rejection (`item_id`, `state`, `reason`) on a line of its own."""
     return "".join(f"\n  item {item.item_id} ({item.state or 'not in the order'}): {item.reason}" for item in refused)

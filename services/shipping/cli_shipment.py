@@ -20,11 +20,9 @@ from schemas.envelope import describe_validation_error
 from services.runtime.cli_support import (
     REFUSED,
     CliError,
+    ask,
     id_ranges_text,
     item_ids_option,
-    no_answer,
-    publish_and_wait,
-    publish_event,
     refused_lines,
     settings_or_error,
     with_connection,
@@ -161,19 +159,18 @@ def split(
         requested_by=requested_by,
     )
     target = f"shipment {to}" if to is not None else "a new shipment"
-    if not wait:
-        asyncio.run(publish_event(settings, request))
-        typer.echo(
-            f"requested moving items {', '.join(map(str, items))} of {reference} into {target} (request "
-            f"{request.event_id}); see `oms shipment list {reference}`; refusals come as shipment.split_rejected"
-        )
-        return
     # One shipment.split per shipment the items came from, written together.
-    found = asyncio.run(
-        publish_and_wait(settings, request, (ShipmentSplit, ShipmentSplitRejected), timeout, settle=1.0)
+    found = ask(
+        settings,
+        "shipping",
+        request,
+        (ShipmentSplit, ShipmentSplitRejected),
+        wait=wait,
+        timeout=timeout,
+        settle=1.0,
+        queued=f"requested moving items {', '.join(map(str, items))} of {reference} into {target} (request "
+        f"{request.event_id}); see `oms shipment list {reference}`; refusals come as shipment.split_rejected",
     )
-    if not found:
-        raise no_answer("shipping", request, timeout)
     for answer in found:
         if isinstance(answer, ShipmentSplitRejected):
             raise CliError(
