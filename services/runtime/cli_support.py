@@ -8,9 +8,10 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas.envelope import Event
+from schemas.envelope import Event, describe_validation_error
 from services.runtime.db import create_engine
 from services.runtime.settings import Settings
 
@@ -120,7 +121,13 @@ async def publish_and_wait(
                     if isinstance(value, dict) and value.get("causation_id") == wanted:
                         if not found:
                             deadline = clock() + settle
-                        found.append(models[partition.topic].model_validate(value))
+                        try:
+                            found.append(models[partition.topic].model_validate(value))
+                        except ValidationError as exc:
+                            raise CliError(
+                                f"the answer on {partition.topic} does not match its contract "
+                                f"(a newer service?): {describe_validation_error(exc)}"
+                            ) from exc
         return found
     finally:
         await consumer.stop()

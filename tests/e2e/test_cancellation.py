@@ -216,6 +216,29 @@ async def test_waiting_for_an_answer_that_does_not_come_ends_at_the_timeout(sett
     assert rejection["reason"] == "unknown_order"
 
 
+async def test_an_answer_that_does_not_match_its_contract_is_a_clear_error(settings, services):
+    import asyncio
+
+    import pytest
+
+    from schemas import OrderCanceled, OrderCancelRequested
+    from services.runtime.cli_support import CliError, publish_and_wait
+
+    reference = "DE--ANSWER-FROM-THE-FUTURE"
+    request = OrderCancelRequested(order_reference=reference, requested_by_role="back_office")
+    odd = {"event_id": str(uuid.uuid4()), "event_type": "order.canceled", "order_reference": reference}
+    odd |= {"causation_id": str(request.event_id), "schema_version": 2, "item_ids": "all"}
+
+    async def answer_oddly() -> None:
+        await asyncio.sleep(1)
+        await publish_raw(settings, "order.canceled", [(reference.encode(), json.dumps(odd).encode())])
+
+    answering = asyncio.create_task(answer_oddly())
+    with pytest.raises(CliError, match=r"the answer on order.canceled does not match its contract .*item_id_ranges"):
+        await publish_and_wait(settings, request, (OrderCanceled,), timeout=15)
+    await answering
+
+
 async def _assigned(engine, reference):
     found = await shipments_of(engine, reference)
     if len(found) != 2:
