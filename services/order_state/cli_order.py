@@ -90,18 +90,13 @@ def trigger(
     except ValueError as exc:
         raise CliError(f"invalid request: {exc}") from exc
     scope = f"items {', '.join(map(str, items))}" if items else f"shipment {shipment}" if shipment else "all items"
-    # Items moved and items refused by one request are two events written together: the second follows closely.
-    found = ask(
-        settings,
-        "order_state",
-        request,
-        (ItemStateChanged, OrderItemEventRejected),
-        wait=wait,
-        timeout=timeout,
-        settle=1.0,
-        queued=f"requested {event!r} for {scope} of {reference} (request {request.event_id}); "
-        f"see `oms order show {reference}`; refusals come as order.item_event_rejected",
+    queued = (
+        f"requested {event!r} for {scope} of {reference} (request {request.event_id}); "
+        f"see `oms order show {reference}`; refusals come as order.item_event_rejected"
     )
+    # Items moved and items refused by one request are two events written together: the second follows closely.
+    answers = (ItemStateChanged, OrderItemEventRejected)
+    found = ask(settings, "order_state", request, answers, wait=wait, timeout=timeout, settle=1.0, queued=queued)
     for answer in found:
         if isinstance(answer, ItemStateChanged):
             for change in answer.changes:
@@ -246,16 +241,12 @@ def set_reference(
         order_reference=reference, value=None if clear else value, requested_by=requested_by
     )
     what = "clearing the custom reference" if clear else f"custom reference {value!r}"
-    found = ask(
-        settings,
-        "order_state",
-        request,
-        (OrderCustomReferenceChanged, OrderCustomReferenceUpdateRejected),
-        wait=wait,
-        timeout=timeout,
-        queued=f"requested {what} for {reference} (request {request.event_id}); the answer is "
-        "order.custom_reference_changed or order.custom_reference_update_rejected",
+    queued = (
+        f"requested {what} for {reference} (request {request.event_id}); the answer is "
+        "order.custom_reference_changed or order.custom_reference_update_rejected"
     )
+    answers = (OrderCustomReferenceChanged, OrderCustomReferenceUpdateRejected)
+    found = ask(settings, "order_state", request, answers, wait=wait, timeout=timeout, queued=queued)
     if not found:
         return
     answer = found[0]
@@ -293,16 +284,12 @@ def cancel(
     )
     scope = f"items {', '.join(map(str, items))}" if items else f"shipment {shipment}" if shipment else "whole order"
     who = f"customer {as_customer}" if as_customer else "the back office"
-    found = ask(
-        settings,
-        "order_state",
-        request,
-        (OrderCanceled, OrderCancelRejected),
-        wait=wait,
-        timeout=timeout,
-        queued=f"requested cancelling {scope} of {reference} as {who} (request {request.event_id}); "
-        "the answer is order.canceled or order.cancel_rejected",
+    queued = (
+        f"requested cancelling {scope} of {reference} as {who} (request {request.event_id}); "
+        "the answer is order.canceled or order.cancel_rejected"
     )
+    answers = (OrderCanceled, OrderCancelRejected)
+    found = ask(settings, "order_state", request, answers, wait=wait, timeout=timeout, queued=queued)
     if not found:
         return
     answer = found[0]

@@ -160,17 +160,12 @@ def split(
     )
     target = f"shipment {to}" if to is not None else "a new shipment"
     # One shipment.split per shipment the items came from, written together.
-    found = ask(
-        settings,
-        "shipping",
-        request,
-        (ShipmentSplit, ShipmentSplitRejected),
-        wait=wait,
-        timeout=timeout,
-        settle=1.0,
-        queued=f"requested moving items {', '.join(map(str, items))} of {reference} into {target} (request "
-        f"{request.event_id}); see `oms shipment list {reference}`; refusals come as shipment.split_rejected",
+    queued = (
+        f"requested moving items {', '.join(map(str, items))} of {reference} into {target} (request "
+        f"{request.event_id}); see `oms shipment list {reference}`; refusals come as shipment.split_rejected"
     )
+    answers = (ShipmentSplit, ShipmentSplitRejected)
+    found = ask(settings, "shipping", request, answers, wait=wait, timeout=timeout, settle=1.0, queued=queued)
     for answer in found:
         if isinstance(answer, ShipmentSplitRejected):
             raise CliError(
