@@ -27,9 +27,12 @@ from services.order_state.queries import OrderPage, order_matrix, order_page
 from services.runtime.cli_support import (
     REFUSED,
     CliError,
+    TimeoutOption,
+    WaitOption,
     ask,
     id_ranges_text,
     item_ids_option,
+    items_counted,
     refused_lines,
     settings_or_error,
     with_connection,
@@ -40,14 +43,6 @@ order_app = typer.Typer(help="Orders: trigger events, show an order.", no_args_i
 ItemsOption = Annotated[
     list[str] | None, typer.Option("--items", help="Only these item ids: --items 1,2,3 (or --items 1 --items 2).")
 ]
-WaitOption = Annotated[
-    bool,
-    typer.Option(
-        "--wait/--no-wait",
-        help="Wait for order_state's answer and print it: exit 1 when refused, 3 when no answer came in time.",
-    ),
-]
-TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the answer.", min=0.1)]
 
 
 def for_how_long(delta: timedelta) -> str:
@@ -100,9 +95,8 @@ def trigger(
     for answer in found:
         if isinstance(answer, ItemStateChanged):
             for change in answer.changes:
-                count = sum(last - first + 1 for first, last in change.item_id_ranges)
                 typer.echo(
-                    f"{event!r} on {reference}: {count} item{'s' if count != 1 else ''} "
+                    f"{event!r} on {reference}: {items_counted(change.item_id_ranges)} "
                     f"{change.from_state} -> {change.to_state} ({id_ranges_text(change.item_id_ranges)})"
                 )
     refusals = [answer for answer in found if isinstance(answer, OrderItemEventRejected)]
@@ -300,7 +294,8 @@ def cancel(
             exit_code=REFUSED,
         )
     assert isinstance(answer, OrderCanceled)
-    count = sum(last - first + 1 for first, last in answer.item_id_ranges)
-    items_text = f"{count} item{'s' if count != 1 else ''}"
     whole = ", the whole order" if answer.whole_order else ""
-    typer.echo(f"cancelled {items_text} of {reference}{whole}: {id_ranges_text(answer.item_id_ranges)}")
+    typer.echo(
+        f"cancelled {items_counted(answer.item_id_ranges)} of {reference}{whole}: "
+        f"{id_ranges_text(answer.item_id_ranges)}"
+    )

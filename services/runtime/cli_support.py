@@ -6,8 +6,9 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import typer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,6 +30,16 @@ class CliError(Exception):
 # Exit codes of a request answered or not (2 stays for errors in what was asked).
 REFUSED = 1
 NO_ANSWER = 3
+
+# The options of every command that asks a service and prints its answer (see `ask`).
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait/--no-wait",
+        help="Wait for the service's answer and print it: exit 1 when refused, 3 when no answer came in time.",
+    ),
+]
+TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the answer.", min=0.1)]
 
 
 async def _start(client: Any, settings: Settings) -> None:
@@ -193,6 +204,12 @@ def no_answer(service: str, request: Event, timeout: float) -> CliError:
         f"{request.event_type} and is handled when {service} reads it",
         exit_code=NO_ANSWER,
     )
+
+
+def items_counted(ranges: Sequence[tuple[int, int]]) -> str:
+    """How many items inclusive id ranges hold, in words: [(4, 5)] -> "2 items"."""
+    count = sum(last - first + 1 for first, last in ranges)
+    return f"{count} item{'s' if count != 1 else ''}"
 
 
 def id_ranges_text(ranges: Sequence[tuple[int, int]]) -> str:

@@ -20,9 +20,12 @@ from schemas.envelope import describe_validation_error
 from services.runtime.cli_support import (
     REFUSED,
     CliError,
+    TimeoutOption,
+    WaitOption,
     ask,
     id_ranges_text,
     item_ids_option,
+    items_counted,
     refused_lines,
     settings_or_error,
     with_connection,
@@ -116,14 +119,8 @@ def split(
     method: Annotated[str | None, typer.Option("--method", help="Shipment method key for the new shipment.")] = None,
     date: Annotated[str | None, typer.Option("--date", help="Requested delivery date, YYYY-MM-DD.")] = None,
     requested_by: Annotated[str, typer.Option(help="Who asks, for the record.")] = "oms-cli",
-    wait: Annotated[
-        bool,
-        typer.Option(
-            "--wait/--no-wait",
-            help="Wait for shipping's answer and print it: exit 1 when refused, 3 when no answer came in time.",
-        ),
-    ] = True,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the answer.", min=0.1)] = 30,
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 30,
 ) -> None:
     """Move items into an existing shipment (--to) or a new one (--address and --method, optional --date);
     prints shipping's answer, shipment.split or shipment.split_rejected."""
@@ -175,10 +172,9 @@ def split(
             )
     for answer in found:
         assert isinstance(answer, ShipmentSplit)
-        count = len(answer.item_ids)
         new = "new " if answer.to_shipment_created else ""
         removed = f"; shipment {answer.from_shipment_id} is empty and removed" if answer.from_shipment_removed else ""
         typer.echo(
-            f"moved {count} item{'s' if count != 1 else ''} of {reference} from shipment {answer.from_shipment_id} "
+            f"moved {items_counted(answer.item_id_ranges)} of {reference} from shipment {answer.from_shipment_id} "
             f"to {new}shipment {answer.to_shipment_id} ({id_ranges_text(answer.item_id_ranges)}){removed}"
         )
