@@ -185,7 +185,7 @@ def ask(
     code 3 when none came in time; without, print `queued` (what was asked) and return no answers."""
     if not wait:
         asyncio.run(publish_event(settings, request))
-        print(queued)
+        typer.echo(queued)
         return []
     found = asyncio.run(publish_and_wait(settings, request, answers, timeout, settle=settle))
     if not found:
