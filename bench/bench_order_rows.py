@@ -33,9 +33,9 @@ from services.order_state.domain.splitting import split_line
 from services.order_state.handlers import ORDER_COLUMNS, lines_json
 from services.order_state.tables import sales_order, sales_order_item
 from services.runtime.db import copy_rows, create_engine
-from services.runtime.documents import document_validator
-from services.runtime.json_codec import dump_json
+from services.runtime.json_codec import encode_json
 from services.runtime.settings import Settings
+from services.runtime.wire import document_decoder
 
 # Variant: (label, statements that turn the current table into it)
 TYPES_OF_0008 = """ALTER TABLE {schema}.sales_order ALTER COLUMN customer TYPE jsonb, ALTER COLUMN billing_address
@@ -65,18 +65,18 @@ ITEM_COLUMNS = ("id", "order_id", "line_number", "sku", "quantity", "state", "st
 
 def order_rows(orders: int) -> tuple[list[tuple[object, ...]], list[list[tuple[object, ...]]]]:
     """Order rows as placement writes them, for ordinary 5-line orders, and their item rows (per order)."""
-    validate = document_validator(OrderPlaced).validate_json
+    validate = document_decoder(OrderPlaced).decode_json
     now, rows, items, next_item = datetime.now(UTC), [], [], 1
     for number in range(orders):
         order = validate(to_json(ordinary_order(number, "R", "ROWS")))
         splits = [
             split_line(
-                line["quantity"],
-                is_quantity_splittable=line["is_quantity_splittable"],
+                line.quantity,
+                is_quantity_splittable=line.is_quantity_splittable,
                 threshold=None,
-                is_bundle=line["is_bundle"],
+                is_bundle=line.is_bundle,
             )
-            for line in order["lines"]
+            for line in order.lines
         ]
         ids = []
         for split in splits:
@@ -84,9 +84,9 @@ def order_rows(orders: int) -> tuple[list[tuple[object, ...]], list[list[tuple[o
             next_item += split.count
         items.append(
             [
-                (item_id, number + 1, line_number, line["sku"], split.quantity_each, "payment pending", now)
+                (item_id, number + 1, line_number, line.sku, split.quantity_each, "payment pending", now)
                 for line_number, (line, split, line_ids) in enumerate(
-                    zip(order["lines"], splits, ids, strict=True), start=1
+                    zip(order.lines, splits, ids, strict=True), start=1
                 )
                 for item_id in line_ids
             ]
@@ -94,18 +94,18 @@ def order_rows(orders: int) -> tuple[list[tuple[object, ...]], list[list[tuple[o
         rows.append(
             (
                 number + 1,
-                order["order_reference"],
+                order.order_reference,
                 None,
-                order["store"],
-                order["locale"],
-                order["currency"],
-                order["price_mode"],
-                order["customer"]["customer_reference"],
-                dump_json(order["customer"]).decode(),
-                dump_json(order["billing_address"]).decode(),
-                order["payment_method"],
+                order.store,
+                order.locale,
+                order.currency,
+                order.price_mode,
+                order.customer.customer_reference,
+                encode_json(order.customer).decode(),
+                encode_json(order.billing_address).decode(),
+                order.payment_method,
                 "OmsDefault01",
-                dump_json(order["totals"]).decode(),
+                encode_json(order.totals).decode(),
                 lines_json(order, splits, ids).decode(),
                 now,
                 uuid.uuid4(),

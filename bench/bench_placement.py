@@ -67,6 +67,7 @@ from services.runtime.service import STARTUP_TIMEOUT_EXIT
 from services.runtime.settings import Settings
 from services.runtime.topics import all_topics, ensure_topics
 from services.runtime.unit_of_work import UnitOfWork
+from services.runtime.wire import document_decoder
 from services.samples import sample_order
 
 
@@ -521,7 +522,7 @@ async def big_order(settings: Settings) -> tuple[float, float]:
     document["lines"][0].update(quantity=100_000, is_quantity_splittable=True)
     document["lines"][1].update(quantity=1_000_000, is_quantity_splittable=False)
     document["totals"]["subtotal"] = sum(line["unit_price"] * line["quantity"] for line in document["lines"])
-    order = document_validator(OrderPlaced).validate_python(document)
+    order = document_decoder(OrderPlaced).validate_python(document)
     engine = create_engine(settings, "order_state")
     catalog = ProcessCatalog.load(settings)
     record = ConsumerRecord("order.placed", 0, 0, 0, 0, b"k", b"{}", None, 0, 0, [])

@@ -31,10 +31,10 @@ from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.scheduler import Scheduler
 from services.order_state.tables import SCHEMA, metadata, outbox
 from services.runtime.consumer import Incoming
-from services.runtime.documents import Document
 from services.runtime.service import ServiceContext, ServiceDefinition, create_app
 from services.runtime.settings import Settings, get_settings
 from services.runtime.unit_of_work import UnitOfWork
+from services.runtime.wire import Document
 
 
 def subscribe(context: ServiceContext) -> None:

@@ -45,11 +45,11 @@ from services.order_state.state_store import (
 from services.order_state.tables import SCHEMA, sales_order, sales_order_item
 from services.runtime.consumer import Incoming
 from services.runtime.db import any_id, copy_rows
-from services.runtime.documents import Document
 from services.runtime.errors import PermanentError
-from services.runtime.json_codec import dump_json
+from services.runtime.json_codec import dump_json, encode_json
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
+from services.runtime.wire import Document
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ async def place_orders(
     for item in incoming:
         order = item.event
         try:
-            process_name = catalog.choose(order["process_name"], order["payment_method"])
+            process_name = catalog.choose(order.process_name, order.payment_method)
         except UnknownProcess as exc:
             uow.dead_letter(item.record, str(exc))
             continue
@@ -133,18 +133,18 @@ async def place_orders(
     threshold = catalog.settings.split_threshold
     for placement in placements:
         order = placement.order
-        for number, line in enumerate(order["lines"], start=1):
+        for number, line in enumerate(order.lines, start=1):
             split = split_line(
-                line["quantity"],
-                is_quantity_splittable=line["is_quantity_splittable"],
+                line.quantity,
+                is_quantity_splittable=line.is_quantity_splittable,
                 threshold=threshold,
-                is_bundle=line["is_bundle"],
+                is_bundle=line.is_bundle,
             )
-            if split.count * split.quantity_each != line["quantity"]:
+            if split.count * split.quantity_each != line.quantity:
                 # Never store half an order: the transaction rolls back and the message is dead-lettered.
                 raise PermanentError(
-                    f"line {number} of order {order['order_reference']}: items add up to "
-                    f"{split.count * split.quantity_each}, not the ordered {line['quantity']}"
+                    f"line {number} of order {order.order_reference}: items add up to "
+                    f"{split.count * split.quantity_each}, not the ordered {line.quantity}"
                 )
             placement.splits.append(split)
 
@@ -154,7 +154,7 @@ async def place_orders(
         uow.conn,
         len(placements),
         sum(split.count for p in placements for split in p.splits),
-        [p.order["order_reference"] for p in placements],
+        [p.order.order_reference for p in placements],
     )
     # The items enter their state when the transaction began: the rows leave that time to the columns' default
     # (`now()`), which saves the driver encoding a timestamp per item (1-2 us of Python each).
@@ -168,7 +168,7 @@ async def place_orders(
         for split in placement.splits:
             placement.line_ids.append(consecutive(reserved, taken, split.count))
             taken += split.count
-        reference = order["order_reference"]
+        reference = order.order_reference
         if reference in taken_references:  # by a stored order, or by an earlier one of this batch
             uow.dead_letter(
                 placement.incoming.record,
@@ -177,28 +177,28 @@ async def place_orders(
             continue
         taken_references.add(reference)
         parts = placement.parts
-        parts["customer"] = dump_json(order["customer"])
-        parts["billing_address"] = dump_json(order["billing_address"])
-        parts["totals"] = dump_json(order["totals"])
+        parts["customer"] = encode_json(order.customer)
+        parts["billing_address"] = encode_json(order.billing_address)
+        parts["totals"] = encode_json(order.totals)
         parts["lines"] = lines_json(order, placement.splits, placement.line_ids)
         order_rows.append(
             (
                 order_id,
                 reference,
-                order["custom_order_reference"],
-                order["store"],
-                order["locale"],
-                order["currency"],
-                order["price_mode"],
-                order["customer"]["customer_reference"],
+                order.custom_order_reference,
+                order.store,
+                order.locale,
+                order.currency,
+                order.price_mode,
+                order.customer.customer_reference,
                 parts["customer"].decode(),
                 parts["billing_address"].decode(),
-                order["payment_method"],
+                order.payment_method,
                 placement.process_name,
                 parts["totals"].decode(),
                 parts["lines"].decode(),
-                order["placed_at"] or order["occurred_at"],
-                order["event_id"],
+                order.placed_at or order.occurred_at,
+                order.event_id,
             )
         )
         stored.append((placement, order_id))
@@ -214,22 +214,22 @@ async def place_orders(
     entries: list[tuple[int, list[int], str]] = []
     for placement, order_id in stored:
         order = placement.order
-        reference = order["order_reference"]
+        reference = order.order_reference
         item_ids = [item_id for ids in placement.line_ids for item_id in ids]
-        first_line = order["lines"][0]
-        sample = ItemFacts(item_ids[0], first_line["sku"], placement.splits[0].quantity_each, INITIAL_STATE)
+        first_line = order.lines[0]
+        sample = ItemFacts(item_ids[0], first_line.sku, placement.splits[0].quantity_each, INITIAL_STATE)
         cause = caused_by(order)
         known = OrderFacts(
             order_id,
             reference,
-            order["custom_order_reference"],
-            order["store"],
+            order.custom_order_reference,
+            order.store,
             placement.process_name,
-            order["payment_method"],
-            order["currency"],
-            order["totals"]["grand_total"],
-            order["placed_at"] or order["occurred_at"],
-            order["customer"]["customer_reference"],
+            order.payment_method,
+            order.currency,
+            order.totals.grand_total,
+            order.placed_at or order.occurred_at,
+            order.customer.customer_reference,
             cause["correlation_id"],
         )
         plan = catalog.engine(placement.process_name).enter_new(
@@ -239,13 +239,13 @@ async def place_orders(
         entries.append((order_id, item_ids, INITIAL_STATE))
         final = plan.final_states.__getitem__
         for number, (line, split, ids) in enumerate(
-            zip(order["lines"], placement.splits, placement.line_ids, strict=True), start=1
+            zip(order.lines, placement.splits, placement.line_ids, strict=True), start=1
         ):
             item_rows += zip(
                 ids,
                 repeat(order_id),
                 repeat(number),
-                repeat(line["sku"]),
+                repeat(line.sku),
                 repeat(split.quantity_each),
                 map(final, ids),
                 *([repeat(now)] if stamped else ()),
@@ -265,8 +265,8 @@ async def place_orders(
 def _item_facts(order: Document, placement: _Placement) -> list[ItemFacts]:
     """The new items of a placed order, for an onEnter chain that decides item by item."""
     facts: list[ItemFacts] = []
-    for line, split, ids in zip(order["lines"], placement.splits, placement.line_ids, strict=True):
-        facts += map(ItemFacts, ids, repeat(line["sku"]), repeat(split.quantity_each), repeat(INITIAL_STATE))
+    for line, split, ids in zip(order.lines, placement.splits, placement.line_ids, strict=True):
+        facts += map(ItemFacts, ids, repeat(line.sku), repeat(split.quantity_each), repeat(INITIAL_STATE))
     return facts
 
 
@@ -280,23 +280,23 @@ def consecutive(reserved: list[int], start: int, count: int) -> Sequence[int]:
 def lines_json(order: Document, splits: list[ItemSplit], line_ids: list[Sequence[int]]) -> bytes:
     """The order's lines as order.created carries them (and the order row keeps them): each line as placed,
     with its items as id ranges."""
-    return dump_json(
+    return encode_json(
         [
             {
                 "line_number": number,
-                "sku": line["sku"],
-                "name": line["name"],
-                "quantity": line["quantity"],
-                "unit_price": line["unit_price"],
-                "tax_rate": line["tax_rate"],
-                "is_quantity_splittable": line["is_quantity_splittable"],
-                "is_bundle": line["is_bundle"],
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "tax_rate": line.tax_rate,
+                "is_quantity_splittable": line.is_quantity_splittable,
+                "is_bundle": line.is_bundle,
                 "item_id_ranges": to_ranges(ids),
                 "item_count": split.count,
                 "item_quantity": split.quantity_each,
-                "shipment": line["shipment"],
+                "shipment": line.shipment,
             }
-            for number, (line, split, ids) in enumerate(zip(order["lines"], splits, line_ids, strict=True), start=1)
+            for number, (line, split, ids) in enumerate(zip(order.lines, splits, line_ids, strict=True), start=1)
         ]
     )
 
@@ -314,17 +314,17 @@ def order_created_json(
             "event_type": OrderCreated.TOPIC,
             "schema_version": OrderCreated.SCHEMA_VERSION,
             "occurred_at": now,
-            "order_reference": order["order_reference"],
-            "custom_order_reference": order["custom_order_reference"],
+            "order_reference": order.order_reference,
+            "custom_order_reference": order.custom_order_reference,
             **cause,
-            "store": order["store"],
-            "locale": order["locale"],
-            "currency": order["currency"],
-            "price_mode": order["price_mode"],
+            "store": order.store,
+            "locale": order.locale,
+            "currency": order.currency,
+            "price_mode": order.price_mode,
             "process_name": process_name,
-            "payment_method": order["payment_method"],
+            "payment_method": order.payment_method,
             "initial_state": INITIAL_STATE,
-            "placed_at": order["placed_at"] or order["occurred_at"],
+            "placed_at": order.placed_at or order.occurred_at,
         }
     )
     spliced = [head[:-1]]

@@ -28,11 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.envelope import Event, describe_validation_error
 from services.runtime.db import driver_connection
-from services.runtime.documents import document_validator
 from services.runtime.errors import is_transient
 from services.runtime.garbage import collect_between_batches
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
+from services.runtime.wire import document_decoder
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,13 @@ Handler = Callable[[UnitOfWork, Sequence[Incoming[E]]], Awaitable[None]]
 
 
 def decode(record: ConsumerRecord, model: type[Event], *, as_document: bool = False) -> Any:
-    """The event (a model object, or with `as_document` a dict checked by the same contract), or the reason
-    it cannot be one (a str)."""
+    """The event (a model object, or with `as_document` the structs of services.runtime.wire, checked by the same
+    contract), or the reason it cannot be one (a str)."""
     if record.value is None or record.value == b"":
         return "empty message: no JSON document"
     try:
         if as_document:
-            return document_validator(model).validate_json(record.value)
+            return document_decoder(model).decode_json(record.value)
         return model.model_validate_json(record.value)
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" for error in exc.errors()):

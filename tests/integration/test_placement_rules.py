@@ -13,10 +13,10 @@ from services.order_state import handlers
 from services.order_state.process_catalog import ProcessCatalog
 from services.order_state.tables import outbox
 from services.runtime.consumer import Incoming
-from services.runtime.documents import Document, document_validator
 from services.runtime.errors import PermanentError
 from services.runtime.settings import Settings
 from services.runtime.unit_of_work import UnitOfWork
+from services.runtime.wire import Document, document_decoder
 from tests.support import new_order, rows
 
 RECORD = ConsumerRecord("order.placed", 0, 0, 0, 0, b"k", b"{}", None, 0, 0, [])
@@ -38,7 +38,7 @@ def order_with(lines: list[tuple[int, bool, bool]]) -> Document:
         for n, (quantity, splittable, bundle) in enumerate(lines, start=1)
     ]
     document["totals"]["subtotal"] = sum(quantity * 100 for quantity, _, _ in lines)
-    return document_validator(OrderPlaced).validate_python(document)
+    return document_decoder(OrderPlaced).validate_python(document)
 
 
 async def place(engine, settings: Settings, order: Document, *, compressed_batches: bool = False) -> list[dict]:
@@ -94,7 +94,7 @@ async def test_a_b2b_order_of_100000_and_1000000_units_is_stored_set_based_and_f
         engine,
         """SELECT i.state, count(*) AS n FROM order_state.sales_order_item i
            JOIN order_state.sales_order o ON o.id = i.order_id WHERE o.order_reference = :r GROUP BY i.state""",
-        r=order["order_reference"],
+        r=order.order_reference,
     )
     assert [(row.state, row.n) for row in states] == [("payment pending", 100_001)]
 
@@ -112,7 +112,7 @@ async def test_an_order_whose_items_would_not_add_up_is_refused_whole(engine, se
         await place(engine, settings, order)
     assert await quantities(engine, order["order_reference"]) == {}
     assert not await rows(
-        engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order["order_reference"]
+        engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order.order_reference
     )
 
 
@@ -123,7 +123,7 @@ async def test_an_order_whose_order_created_would_not_fit_one_kafka_message_is_r
         await place(engine, settings, order)
     assert await quantities(engine, order["order_reference"]) == {}
     assert not await rows(
-        engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order["order_reference"]
+        engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order.order_reference
     )
 
 
@@ -152,11 +152,11 @@ async def test_with_compressed_batches_an_order_too_big_even_before_compression_
         dict(template, sku=f"SKU-{n}", name=long, quantity=1, unit_price=100, shipment=shipment) for n in range(10_000)
     ]
     document["totals"]["subtotal"] = 10_000 * 100
-    order = document_validator(OrderPlaced).validate_python(document)
+    order = document_decoder(OrderPlaced).validate_python(document)
     with pytest.raises(PermanentError, match=r"would be [\d,]+ bytes, over the 16,000,000 bytes a message may have"):
         await place(engine, settings, order, compressed_batches=True)
     assert not await rows(
-        engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order["order_reference"]
+        engine, "SELECT 1 FROM order_state.sales_order WHERE order_reference = :r", r=order.order_reference
     )
 
 
@@ -189,7 +189,7 @@ async def test_placement_records_one_entry_time_the_transactions_start_for_items
         engine,
         """SELECT h.from_state, h.to_state, h.item_count FROM order_state.sales_order_item_state_history h
            JOIN order_state.sales_order o ON o.id = h.order_id WHERE o.order_reference = :r ORDER BY h.id""",
-        r=order["order_reference"],
+        r=order.order_reference,
     )
     assert [tuple(row) for row in history] == [(None, "new", 4), ("new", "payment pending", 4)]
     assert await quantities(engine, order["order_reference"]) == {1: [1, 1, 1], 2: [2]}

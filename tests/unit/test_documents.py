@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError, model_validator
-from pydantic_core import to_json
 
 from schemas import OrderCreated, OrderPlaced
 from schemas.envelope import Contract, caused_by, new_event_id
@@ -17,6 +16,8 @@ from services.order_state.domain.splitting import ItemSplit
 from services.order_state.handlers import lines_json, order_created_json
 from services.runtime.consumer import decode
 from services.runtime.documents import MissingDocumentCheck, document_validator
+from services.runtime.json_codec import encode_json
+from services.runtime.wire import document_decoder
 from services.samples import sample_order
 from tests.unit.test_runtime import record
 
@@ -137,15 +138,15 @@ def test_what_cannot_be_an_e_mail_address_is_dead_lettered_with_a_clear_reason(a
 def test_order_created_written_from_a_document_is_exactly_the_contract():
     sent = placed()
     sent["lines"][1]["shipment"]["address"]["city"] = "Hamburg"  # two shipments among the lines
-    document = document_validator(OrderPlaced).validate_python(copy.deepcopy(sent))
-    splits = [ItemSplit(line["quantity"], 1) for line in document["lines"]]
+    document = document_decoder(OrderPlaced).validate_python(copy.deepcopy(sent))
+    splits = [ItemSplit(line.quantity, 1) for line in document.lines]
     ids, first = [], 101
     for split in splits:
         ids.append(list(range(first, first + split.count)))
         first += split.count + 10  # a gap, so ranges are not one run
     now = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
     event_id = new_event_id()
-    parts = {name: to_json(document[name]) for name in ("customer", "billing_address", "totals")}
+    parts = {name: encode_json(document[name]) for name in ("customer", "billing_address", "totals")}
     parts["lines"] = lines_json(document, splits, ids)
     value = order_created_json(document, event_id, caused_by(document), "OmsDefault01", now, parts)
 
