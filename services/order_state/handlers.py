@@ -114,7 +114,7 @@ async def place_orders(
 ) -> None:
     """Store each placed order with its items, publish `order.created`, and let the process take the items
     from their initial state (onEnter events, timeouts). order.placed is the busiest topic: orders arrive as
-    documents (dicts checked by the OrderPlaced contract, see services.runtime.documents); the order is one
+    structs checked by the OrderPlaced contract (see services.runtime.wire); the order is one
     row that keeps its lines as placed (with their item id ranges); items are planned before they are
     written and go in once, in their final state, with COPY; each part is serialised to JSON once, for the
     table and for order.created alike."""

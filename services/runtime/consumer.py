@@ -112,7 +112,7 @@ class EventConsumer:
         as_documents: bool = False,
     ) -> None:
         """Consume `topic` in batches into `handler`, with events as `model` objects, or with `as_documents`
-        as dicts validated by the same contract (see services.runtime.documents; for the busiest topics).
+        as structs checked by the same contract (see services.runtime.wire; for the busiest topics).
         Only registers the route: `attach` makes one subscriber for all of them."""
         self.routes[topic] = Route(model, handler, name or f"{self.service}.{handler.__name__}", as_documents)
 
