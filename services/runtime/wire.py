@@ -182,7 +182,7 @@ class _Derivation:
                 else:
                     default = inner["default"]
                 inner = inner["schema"]
-            annotation, check = self.value(inner, f"{title}.{field_name}", "v")
+            annotation, check = self.value(inner, f"{title}.{field_name}", "v", f"o.{field_name}")
             fields.append((field_name, annotation, default))
             if check:
                 lines.append(f"    v = o.{field_name}")
@@ -203,11 +203,12 @@ class _Derivation:
         self.code.append(f"def {checker}(o, acc):\n" + ("\n".join(lines) if lines else "    pass"))
         return cls, checker
 
-    def value(self, schema: dict[str, Any], title: str, var: str) -> tuple[Any, list[str]]:
-        """The msgspec type for a value schema, and the checker lines for a value in `var`."""
+    def value(self, schema: dict[str, Any], title: str, var: str, field: str | None = None) -> tuple[Any, list[str]]:
+        """The msgspec type for a value schema, and the checker lines for a value in `var` (held by the struct's
+        attribute `field`, when it is one)."""
         kind = schema["type"]
         if kind == "nullable":
-            annotation, check = self.value(schema["schema"], title, var)
+            annotation, check = self.value(schema["schema"], title, var, field)
             guarded = [f"if {var} is not None:"] + [f"    {line}" for line in check] if check else []
             return annotation | None, guarded
         if kind == "str":
@@ -240,9 +241,15 @@ class _Derivation:
                 "microseconds_precision",
             }:
                 raise Unsupported(f"{title}: datetime with {sorted(inner)}")
-            # pydantic refuses a time without a zone and turns others into UTC: msgspec's times are left to it
-            # unless already in UTC.
-            return datetime, [f"if {var}.tzinfo is not UTC: raise ValueError"]
+            # The rule refuses a time without a zone and turns the others into UTC, as done here for a field; a
+            # time in a list is left to the contract unless already in UTC.
+            if field is None:
+                return datetime, [f"if {var}.tzinfo is not UTC: raise ValueError"]
+            return datetime, [
+                f"if {var}.tzinfo is not UTC:",
+                f"    if {var}.tzinfo is None: raise ValueError",
+                f"    {field} = {var}.astimezone(UTC)",
+            ]
         if kind == "list":
             if set(schema) - {"type", "items_schema", "min_length", "max_length"}:
                 raise Unsupported(f"{title}: list with {sorted(schema)}")
