@@ -290,3 +290,18 @@ def test_a_pattern_that_could_match_across_joined_values_is_not_joined(pattern):
 
     with pytest.raises(Unsupported, match="could match across"):
         DocumentDecoder(Patterned)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [("DE", "AT"), ("D E", "AT"), ("AT", "D E")], ids=["both valid", "bad first", "bad last"]
+)
+def test_a_key_given_twice_counts_once_as_for_the_contract(first, second):
+    raw = json.dumps(placed()).replace('"store": "DE"', f'"store": "{first}", "store": "{second}"', 1).encode()
+    expected = contract(raw)
+    try:
+        document = document_decoder(OrderPlaced).decode_json(raw)
+    except ValidationError as exc:
+        assert [(error["loc"], error["type"], error["msg"]) for error in exc.errors()] == expected
+    else:
+        assert as_dicts(document) == expected
+        assert document.store == second
