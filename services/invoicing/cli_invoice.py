@@ -11,8 +11,16 @@ import typer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import InvoiceResendRequested
-from services.runtime.cli_support import CliError, publish_event, settings_or_error, with_connection
+from schemas import InvoiceResendRejected, InvoiceResendRequested, InvoiceSent
+from services.runtime.cli_support import (
+    REFUSED,
+    CliError,
+    TimeoutOption,
+    WaitOption,
+    ask,
+    settings_or_error,
+    with_connection,
+)
 from services.runtime.formatting import money
 
 invoice_app = typer.Typer(help="Invoices: show one, send it again.", no_args_is_help=True)
@@ -93,12 +101,33 @@ def show(
 def resend(
     reference: Annotated[str, typer.Argument(help="Order reference.")],
     requested_by: Annotated[str, typer.Option(help="Who asks, for the record.")] = "oms-cli",
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 30.0,
 ) -> None:
-    """Send the invoice e-mail again, on purpose; the resend is recorded with who asked."""
+    """Send the invoice e-mail again, on purpose; the resend is recorded with who asked. Waits until the mail
+    server has taken it (invoice.sent) or the resend is refused (invoice.resend_rejected)."""
     settings = settings_or_error()
     request = InvoiceResendRequested(order_reference=reference, requested_by=requested_by)
-    asyncio.run(publish_event(settings, request))
-    typer.echo(
+    queued = (
         f"requested a resend of the invoice of {reference} (request {request.event_id}); "
         f"see `oms invoice show {reference}`"
+    )
+    # The answer comes when the mail server has taken the e-mail, which is retried while it is away.
+    unanswered = f", or its e-mail waits for the mail server: `oms invoice show {reference}` shows each delivery"
+    answers = (InvoiceSent, InvoiceResendRejected)
+    found = ask(
+        settings, "invoicing", request, answers, wait=wait, timeout=timeout, queued=queued, unanswered=unanswered
+    )
+    if not found:
+        return
+    answer = found[0]
+    if isinstance(answer, InvoiceResendRejected):
+        raise CliError(
+            f"resending the invoice of {reference} refused ({answer.reason}): {answer.message}", exit_code=REFUSED
+        )
+    assert isinstance(answer, InvoiceSent)
+    bcc = f" (and {answer.bcc_count} in Bcc)" if answer.bcc_count else ""
+    typer.echo(
+        f"sent invoice {answer.invoice_reference} of {reference} again to {answer.recipient}{bcc}, "
+        f"asked by {requested_by}; Message-ID {answer.message_id}"
     )

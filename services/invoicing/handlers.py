@@ -281,6 +281,8 @@ async def resend_invoices(
                 body_text=original.body_text,
                 body_html=original.body_html,
                 requested_by=request.requested_by or "unknown",
+                request_event_id=request.event_id,
+                correlation_id=request.caused()["correlation_id"],
             )
         )
         log.info("invoice %s queued again for %s", original.invoice_reference, request.requested_by)

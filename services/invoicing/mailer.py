@@ -171,6 +171,8 @@ async def deliver_one(context: ServiceContext) -> bool:
                 bcc_count=len(row.bcc),
                 purpose=row.purpose,
                 message_id=row.message_id,
+                correlation_id=row.correlation_id,
+                causation_id=row.request_event_id,  # the resend request it answers, if any
             )
         )
         await uow.flush()

@@ -101,6 +101,9 @@ invoice_email = Table(
     Column("recipient", Text, nullable=False),
     Column("recipient_name", Text),
     Column("requested_by", Text),
+    # The request an e-mail was queued for (a resend), answered by the invoice.sent it causes.
+    Column("request_event_id", UUID(as_uuid=True)),
+    Column("correlation_id", UUID(as_uuid=True)),
     Column("bcc", ARRAY(Text), nullable=False, server_default="{}"),
     Column("message_id", Text, nullable=False, unique=True),
     Column("subject", Text, nullable=False),

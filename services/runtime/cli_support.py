@@ -180,16 +180,18 @@ def ask(
     timeout: float,
     queued: str,
     settle: float = 0,
+    unanswered: str = "",
 ) -> list[Event]:
     """Publish `request` for `service`. With `wait`, its answers (see `publish_and_wait`), or an error with exit
-    code 3 when none came in time; without, print `queued` (what was asked) and return no answers."""
+    code 3 when none came in time (`unanswered` added to it: what else may be the reason); without, print
+    `queued` (what was asked) and return no answers."""
     if not wait:
         asyncio.run(publish_event(settings, request))
         typer.echo(queued)
         return []
     found = asyncio.run(publish_and_wait(settings, request, answers, timeout, settle=settle))
     if not found:
-        raise no_answer(service, request, timeout)
+        raise no_answer(service, request, timeout, unanswered)
     return found
 
 
@@ -198,10 +200,10 @@ def refused_lines(refused: Sequence[Any]) -> str:
     return "".join(f"\n  item {item.item_id} ({item.state or 'not in the order'}): {item.reason}" for item in refused)
 
 
-def no_answer(service: str, request: Event, timeout: float) -> CliError:
+def no_answer(service: str, request: Event, timeout: float, unanswered: str = "") -> CliError:
     return CliError(
         f"no answer from {service} within {timeout:g} s (is it running?); request {request.event_id} is on "
-        f"{request.event_type} and is handled when {service} reads it",
+        f"{request.event_type} and is handled when {service} reads it{unanswered}",
         exit_code=NO_ANSWER,
     )
 

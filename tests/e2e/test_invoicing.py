@@ -113,6 +113,10 @@ async def test_resend_sends_again_on_purpose_and_records_it(settings, services, 
 
     result = oms("invoice", "resend", reference, "--requested-by", "anna.backoffice", env=servers.env)
     assert result.returncode == 0, result.stderr
+    # The command waits for the invoice.sent its request caused, and says what the mail server took.
+    assert f" of {reference} again to {email} (and {len(BCC)} in Bcc), asked by anna.backoffice; Message-ID <" in (
+        result.stdout
+    )
 
     def two_mails():
         found = mails_to(servers.sink, email)
@@ -144,6 +148,13 @@ async def test_resend_sends_again_on_purpose_and_records_it(settings, services, 
 
     unknown = oms("invoice", "show", "DE--NONE", env=servers.env)
     assert unknown.returncode != 0 and "there is no invoice for 'DE--NONE'" in unknown.stderr
+    refused = oms("invoice", "resend", "DE--NONE", env=servers.env)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "error: resending the invoice of DE--NONE refused (unknown_invoice): there is no invoice for order 'DE--NONE'"
+    )
+    queued = oms("invoice", "resend", "DE--NONE", "--no-wait", env=servers.env)
+    assert queued.returncode == 0 and queued.stdout.startswith("requested a resend of the invoice of DE--NONE")
 
 
 async def test_a_name_carrying_a_header_injection_is_refused_and_never_mailed(settings, services, engine, servers):
