@@ -12,13 +12,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from uuid_utils.compat import uuid7
 
 
-def _utc(value: datetime) -> datetime:
+def to_utc(value: datetime) -> datetime:
+    """The UtcDatetime rule: a time must carry a zone, and is kept in UTC."""
     if value.tzinfo is None:
         raise ValueError("timestamps must carry a time zone")
     return value.astimezone(UTC)
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(to_utc)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 MinorUnits = Annotated[int, Field(description="Amount in the currency's minor unit (e.g. cents).")]
 OrderReference = Annotated[

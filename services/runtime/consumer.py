@@ -114,6 +114,8 @@ class EventConsumer:
         """Consume `topic` in batches into `handler`, with events as `model` objects, or with `as_documents`
         as structs checked by the same contract (see services.runtime.wire; for the busiest topics).
         Only registers the route: `attach` makes one subscriber for all of them."""
+        if as_documents:
+            document_decoder(model)  # derived now: a contract the structs cannot check stops the service at start
         self.routes[topic] = Route(model, handler, name or f"{self.service}.{handler.__name__}", as_documents)
 
     def attach(self, broker: KafkaBroker) -> None:

@@ -18,7 +18,8 @@ converted to the same structs. So the fast path may only ever be stricter, never
 accepts equals what the contract makes of it: tests/unit/test_wire.py holds both to that on generated orders.
 
 The structs are derived from the model (its core schema), so the model stays the one contract; a contract
-using something the derivation does not know raises `Unsupported` and is decoded by pydantic alone.
+using something the derivation does not know raises `Unsupported` when the consumer subscribes to its topic with
+`as_documents`: the service does not start rather than decode it differently from its contract.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from pydantic import BaseModel, ValidationError
 
-from schemas.envelope import NO_CONTROL_CHARACTERS, _utc
+from schemas.envelope import NO_CONTROL_CHARACTERS, to_utc
 from services.runtime.documents import _convert, document_validator
 
 Document = Any  # a decoded event held as the structs derived from its contract (fields as attributes)
@@ -233,7 +234,7 @@ class _Derivation:
         if kind == "literal":
             return Literal[tuple(schema["expected"])], []  # type: ignore[misc]
         if kind == "function-after" and schema["schema"]["type"] == "datetime":
-            if schema["function"].get("function") is not _utc:
+            if schema["function"].get("function") is not to_utc:
                 raise Unsupported(f"{title}: a datetime validator other than the envelope's UTC rule")
             inner = schema["schema"]
             if inner.get("microseconds_precision", "truncate") != "truncate" or set(inner) - {
