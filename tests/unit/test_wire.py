@@ -22,7 +22,7 @@ from pydantic_core import to_json
 
 from schemas import OrderPlaced
 from schemas.envelope import Contract
-from services.runtime.consumer import decode
+from services.runtime.consumer import EventConsumer, decode
 from services.runtime.documents import document_validator
 from services.runtime.json_codec import encode_json
 from services.runtime.wire import DocumentDecoder, Unsupported, document_decoder
@@ -305,3 +305,13 @@ def test_a_key_given_twice_counts_once_as_for_the_contract(first, second):
     else:
         assert as_dicts(document) == expected
         assert document.store == second
+
+
+def test_a_service_subscribing_to_a_contract_the_structs_cannot_check_does_not_start():
+    class Open(BaseModel):
+        code: str
+
+    consumer = EventConsumer(None, "order_state", None, None, None)  # type: ignore[arg-type]  # only subscribes
+    with pytest.raises(Unsupported, match="only models that refuse unknown fields"):
+        consumer.subscribe("open.topic", Open, lambda uow, batch: None, as_documents=True)  # type: ignore[arg-type]
+    assert consumer.topics == []
