@@ -25,6 +25,7 @@ from schemas.envelope import Contract
 from services.runtime.consumer import EventConsumer, decode
 from services.runtime.documents import document_validator
 from services.runtime.json_codec import encode_json
+from services.runtime.settings import Settings
 from services.runtime.wire import DocumentDecoder, Unsupported, document_decoder
 from services.samples import sample_order
 from tests.unit.test_runtime import record
@@ -311,7 +312,7 @@ def test_a_service_subscribing_to_a_contract_the_structs_cannot_check_does_not_s
     class Open(BaseModel):
         code: str
 
-    consumer = EventConsumer(None, "order_state", None, None, None)  # type: ignore[arg-type]  # only subscribes
+    consumer = EventConsumer(Settings(), "order_state", None, None, None)  # type: ignore[arg-type]  # only subscribes
     with pytest.raises(Unsupported, match="only models that refuse unknown fields"):
         consumer.subscribe("open.topic", Open, lambda uow, batch: None, as_documents=True)  # type: ignore[arg-type]
     assert consumer.topics == []
