@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/venv.sh test
 .venv/bin/ruff check .
+.venv/bin/ruff format --check --quiet .
 exec .venv/bin/pytest "$@"

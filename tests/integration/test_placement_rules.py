@@ -175,9 +175,7 @@ async def entry_times(engine, reference: str) -> dict[str, set]:
     return found
 
 
-async def test_placement_records_one_entry_time_the_transactions_start_for_items_history_and_timeouts(
-    engine, settings
-):
+async def test_placement_records_one_entry_time_the_transactions_start_for_items_history_and_timeouts(engine, settings):
     order = order_with([(3, True, False), (2, False, False)])
     (created,) = await place(engine, settings, order)
     times = await entry_times(engine, order["order_reference"])

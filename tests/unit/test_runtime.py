@@ -92,9 +92,7 @@ def test_events_are_partitioned_by_key_as_the_kafka_clients_do():
     from services.runtime.relay import murmur2, partition_for
 
     draw = random.Random(7)
-    keys = [f"DE--{n:06d}".encode() for n in range(2000)] + [
-        draw.randbytes(draw.randrange(0, 64)) for _ in range(3000)
-    ]
+    keys = [f"DE--{n:06d}".encode() for n in range(2000)] + [draw.randbytes(draw.randrange(0, 64)) for _ in range(3000)]
     assert [murmur2(key) for key in keys] == [reference_murmur2(key) for key in keys]
     default = DefaultPartitioner()
     for count in (1, 3, 6, 7):
