@@ -149,6 +149,7 @@ class _Derivation:
 
     def __init__(self) -> None:
         self.patterns: dict[str, int] = {}  # pattern -> its list in the accumulator
+        self.matchers: list[Callable[[str], Any]] = []  # by that index: the pattern joined (fullmatch)
         self.functions: dict[str, Callable[..., Any]] = {}  # names the generated code uses
         self.code: list[str] = []
         self.count = 0
@@ -278,8 +279,8 @@ class _Derivation:
         pattern = schema.get("pattern")
         if pattern is not None and pattern != NO_CONTROL_CHARACTERS:  # that one is the guard's
             if pattern not in self.patterns:
-                _joined_pattern(pattern)  # refuses a pattern that cannot be joined
-                self.patterns[pattern] = len(self.patterns)
+                self.patterns[pattern] = len(self.matchers)
+                self.matchers.append(_joined_pattern(pattern).fullmatch)  # refuses a pattern that cannot be joined
             check.append(f"acc[{self.patterns[pattern]}].append({var})")
         return (Annotated[str, msgspec.Meta(**lengths)] if lengths else str), check
 
@@ -296,8 +297,7 @@ class DocumentDecoder:
         namespace: dict[str, Any] = {"UTC": UTC, **derivation.functions}
         exec("\n\n".join(derivation.code), namespace)
         self._check: Callable[[Any, list[list[str]]], None] = namespace[checker]
-        self._patterns = [(index, _joined_pattern(pattern).fullmatch) for pattern, index in derivation.patterns.items()]
-        self._slots = len(derivation.patterns)
+        self._matchers = derivation.matchers
         self._decoder = msgspec.json.Decoder(self.struct)
 
     def fast(self, raw: bytes | str) -> Any | None:
@@ -310,13 +310,12 @@ class DocumentDecoder:
             document = self._decoder.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError):
             return None
-        accumulated: list[list[str]] = [[] for _ in range(self._slots)]
+        accumulated: list[list[str]] = [[] for _ in self._matchers]
         try:
             self._check(document, accumulated)
         except (ValueError, AssertionError):
             return None
-        for index, matches in self._patterns:
-            values = accumulated[index]
+        for matches, values in zip(self._matchers, accumulated, strict=True):
             if values and matches(_SEPARATOR.join(values)) is None:
                 return None
         return document
@@ -337,7 +336,7 @@ class DocumentDecoder:
         """Structs for what the contract's validator accepted and returned as dicts."""
         try:
             return msgspec.convert(checked, self.struct, strict=False)
-        except msgspec.ValidationError as exc:  # e.g. an integer beyond 64 bits, which structs cannot hold
+        except msgspec.ValidationError as exc:  # should the contract ever accept what the structs cannot hold
             raise ValidationError.from_exception_data(
                 self.model.__name__,
                 [{"type": "value_error", "loc": (), "input": None, "ctx": {"error": ValueError(str(exc))}}],
