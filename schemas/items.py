@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -11,7 +12,7 @@ from schemas.envelope import Contract, Event
 ItemIdRanges = list[tuple[int, int]]
 
 
-def to_ranges(item_ids: list[int] | set[int] | range) -> ItemIdRanges:
+def to_ranges(item_ids: Sequence[int] | set[int]) -> ItemIdRanges:
     """Sorted ids as inclusive [first, last] ranges: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
     if type(item_ids) is range and item_ids.step == 1:  # consecutive ids (a line's new items)
         return [(item_ids.start, item_ids.stop - 1)] if item_ids else []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, islice
@@ -221,7 +222,7 @@ COMMAND_COLUMNS = (
 )
 
 
-def ranges_of(item_ids: list[int]) -> tuple[tuple[int, int], ...]:
+def ranges_of(item_ids: Sequence[int]) -> tuple[tuple[int, int], ...]:
     """Ids as an int8multirange: [1, 2, 3, 7] -> ((1, 3), (7, 7)), each pair a range with both bounds included
     (how asyncpg reads a pair; PostgreSQL stores them as [1,4), [7,8)). A tuple: in an array of multiranges,
     asyncpg would take a list for a dimension of the array."""
@@ -233,7 +234,7 @@ async def record_plans(
     plans: list[tuple[int, Plan]],
     now: datetime,
     *,
-    entries: list[tuple[int, list[int], str]] | None = None,
+    entries: list[tuple[int, Sequence[int], str]] | None = None,
     new_orders: bool = False,
     began: datetime | None = None,
 ) -> None:

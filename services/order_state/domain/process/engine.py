@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,7 +27,7 @@ MAX_CHAIN = 32
 
 @dataclass(frozen=True)
 class Move:
-    item_ids: list[int]
+    item_ids: Sequence[int]
     source: str
     target: str
     event: str | None
@@ -55,7 +55,7 @@ class Timeout:
     state: str
     event: str
     due_at: datetime
-    item_ids: list[int]
+    item_ids: Sequence[int]
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Plan:
     timeouts: list[Timeout] = field(default_factory=list)
     condition_checks: list[str] = field(default_factory=list)  # states entered that have eventless transitions
     _changed: dict[int, str] | None = field(default=None, repr=False, compare=False)
-    _state_changes: dict[tuple[str, str], list[int]] | None = field(default=None, repr=False, compare=False)
+    _state_changes: dict[tuple[str, str], Sequence[int]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def changed(self) -> dict[int, str]:
@@ -79,7 +79,7 @@ class Plan:
             self._changed = {item: state for item, state in self.final_states.items() if state != original[item]}
         return self._changed
 
-    def state_changes(self) -> dict[tuple[str, str], list[int]]:
+    def state_changes(self) -> dict[tuple[str, str], Sequence[int]]:
         """The changed items grouped by (from state, to state), each group's ids in the order they were planned."""
         if self._state_changes is None:
             groups: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -165,7 +165,12 @@ class Engine:
         return plan
 
     def enter_new(
-        self, order: OrderFacts, ids: list[int], sample: ItemFacts, items: Callable[[], list[ItemFacts]], now: datetime
+        self,
+        order: OrderFacts,
+        ids: Sequence[int],
+        sample: ItemFacts,
+        items: Callable[[], list[ItemFacts]],
+        now: datetime,
     ) -> Plan:
         """Items just created (`ids`, all in `sample`'s state, the initial one) have entered it: fire its onEnter
         event if it has one, and record the timeouts of the state they end up in, the initial one included.
@@ -174,7 +179,7 @@ class Engine:
         plan = self._enter_together(order, ids, sample, now)
         return plan if plan is not None else self._enter_item_by_item(order, items(), sample.state, now)
 
-    def _enter_together(self, order: OrderFacts, ids: list[int], sample: ItemFacts, now: datetime) -> Plan | None:
+    def _enter_together(self, order: OrderFacts, ids: Sequence[int], sample: ItemFacts, now: datetime) -> Plan | None:
         """`enter_new` when the whole onEnter chain moves the items (`ids`, all in `sample`'s state) as one group:
         no command runs on the way and every condition asked is about the order only (how every order placed
         starts in the shipped processes). The same plan as `apply` would make, without its bookkeeping per
@@ -292,7 +297,7 @@ class Engine:
         for state, ids in entered.items():
             self._entered(plan, order, state, ids, now)
 
-    def _entered(self, plan: Plan, order: OrderFacts, state: str, ids: list[int], now: datetime) -> None:
+    def _entered(self, plan: Plan, order: OrderFacts, state: str, ids: Sequence[int], now: datetime) -> None:
         for event in self.process.timeout_events(state):
             plan.timeouts.append(Timeout(state, event.name, self.due_at(order, event.name, now), ids))
         if state in self.process.states_with_eventless_transitions:
