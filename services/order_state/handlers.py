@@ -11,6 +11,7 @@ from functools import partial
 from itertools import repeat
 from typing import Any
 
+import msgspec
 from sqlalchemy import select, update
 
 from schemas import (
@@ -292,7 +293,15 @@ def all_ids(line_ids: list[Sequence[int]]) -> Sequence[int]:
 
 def lines_json(order: Document, splits: list[ItemSplit], line_ids: list[Sequence[int]]) -> bytes:
     """The order's lines as order.created carries them (and the order row keeps them): each line as placed,
-    with its items as id ranges."""
+    with its items as id ranges. A shipment the lines share (one struct: services.runtime.wire) is written once."""
+    written: dict[int, msgspec.Raw] = {}
+
+    def shipment(value: Document) -> msgspec.Raw:
+        raw = written.get(id(value))
+        if raw is None:
+            raw = written[id(value)] = msgspec.Raw(encode_json(value))
+        return raw
+
     return encode_json(
         [
             {
@@ -307,7 +316,7 @@ def lines_json(order: Document, splits: list[ItemSplit], line_ids: list[Sequence
                 "item_id_ranges": to_ranges(ids),
                 "item_count": split.count,
                 "item_quantity": split.quantity_each,
-                "shipment": line.shipment,
+                "shipment": shipment(line.shipment),
             }
             for number, (line, split, ids) in enumerate(zip(order.lines, splits, line_ids, strict=True), start=1)
         ]

@@ -11,6 +11,10 @@ calls (1 us each, 60 fields), so they are checked here instead, at a few calls p
   once, joined by a character the pattern cannot match;
 - `strip_whitespace` fields: a value with surrounding whitespace is left to the contract.
 
+An object inside a list's items (a line's shipment: address and method, half of an order's bytes) is kept as
+raw JSON while the document is decoded, then decoded and checked once per distinct JSON of it: lines that
+repeat one shipment, as nearly all do, share one struct (placement writes it once too).
+
 Whatever the fast path does not accept, for any reason, goes to the contract's own validator
 (`services.runtime.documents.document_validator`), which either refuses it with the contract's own errors or
 accepts it (a lax coercion such as "5" for 5, a name to strip, a time in another zone), and its result is
@@ -142,10 +146,17 @@ def _joined_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(f"(?:{core})(?:{_SEPARATOR}(?:{core}))*")
 
 
+def _is_object(schema: dict[str, Any]) -> bool:
+    """A nested model (with or without a document rule)."""
+    kind = schema["type"]
+    return kind == "typed-dict" or (kind == "function-after" and schema["schema"]["type"] == "typed-dict")
+
+
 class _Derivation:
     """Builds the structs and the checker code for one contract."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, shared: bool = True) -> None:
+        self.shared = shared  # objects inside list items decoded once per distinct JSON (see `struct`)
         self.patterns: dict[str, int] = {}  # pattern -> its list in the accumulator
         self.matchers: list[Callable[[str], Any]] = []  # by that index: the pattern joined (fullmatch)
         self.functions: dict[str, Callable[..., Any]] = {}  # names the generated code uses
@@ -159,9 +170,14 @@ class _Derivation:
             self.functions[name] = value
         return name
 
-    def struct(self, schema: dict[str, Any], title: str) -> tuple[type, str]:
+    def struct(self, schema: dict[str, Any], title: str, *, in_list: bool = False) -> tuple[type, str]:
         """A struct for a typed-dict schema (optionally wrapped by the model's document rule), and the name of
-        its generated checker."""
+        its generated checker.
+
+        In a struct that is a list's item (`in_list`), a field holding an object is kept as its raw JSON
+        (msgspec.Raw) while the document is decoded, and its checker decodes it into its struct then, once per
+        distinct JSON in the document: an order's lines nearly always repeat one shipment (address and method,
+        half of the order's bytes), which is then decoded, checked and held once, and its lines share it."""
         rule = None
         if schema["type"] == "function-after":
             rule, schema = schema["function"]["function"], schema["schema"]
@@ -182,10 +198,14 @@ class _Derivation:
                 else:
                     default = inner["default"]
                 inner = inner["schema"]
-            annotation, check = self.value(inner, f"{title}.{field_name}", "v", f"o.{field_name}")
+            if in_list and self.shared and default is msgspec.NODEFAULT and _is_object(inner):
+                annotation, check = self.shared_object(inner, f"{title}.{field_name}", f"o.{field_name}")
+            else:
+                annotation, check = self.value(inner, f"{title}.{field_name}", "v", f"o.{field_name}")
             fields.append((field_name, annotation, default))
             if check:
-                lines.append(f"    v = o.{field_name}")
+                if annotation is not msgspec.Raw:  # a shared object's lines take it from the struct
+                    lines.append(f"    v = o.{field_name}")
                 lines += [f"    {line}" for line in check]
         cls = msgspec.defstruct(
             title.replace(".", "_"),
@@ -202,6 +222,24 @@ class _Derivation:
         checker = self.name("check")
         self.code.append(f"def {checker}(o, acc):\n" + ("\n".join(lines) if lines else "    pass"))
         return cls, checker
+
+    def shared_object(self, schema: dict[str, Any], title: str, field: str) -> tuple[Any, list[str]]:
+        """An object field of a list item, as raw JSON, and the checker lines that put its struct in its place:
+        decoded (msgspec raises for what its types refuse, which leaves the document to the contract) and checked
+        once for each distinct JSON of it in the document, the same struct for each occurrence."""
+        cls, checker = self.struct(schema, title)
+        decode = self.name("decode", msgspec.json.Decoder(cls).decode)
+        shared = self.name("shared")
+        self.code.append(
+            f"def {shared}(raw, acc):\n"
+            f"    key = ({self.count}, bytes(raw))\n"
+            f"    found = acc[-1].get(key)\n"
+            f"    if found is None:\n"
+            f"        found = acc[-1][key] = {decode}(raw)\n"
+            f"        {checker}(found, acc)\n"
+            f"    return found"
+        )
+        return msgspec.Raw, [f"{field} = {shared}({field}, acc)"]
 
     def value(self, schema: dict[str, Any], title: str, var: str, field: str | None = None) -> tuple[Any, list[str]]:
         """The msgspec type for a value schema, and the checker lines for a value in `var` (held by the struct's
@@ -253,7 +291,12 @@ class _Derivation:
         if kind == "list":
             if set(schema) - {"type", "items_schema", "min_length", "max_length"}:
                 raise Unsupported(f"{title}: list with {sorted(schema)}")
-            item, check = self.value(schema["items_schema"], title + ".item", "x")
+            items = schema["items_schema"]
+            if _is_object(items):
+                item, checker = self.struct(items, title + ".item", in_list=True)
+                check = [f"{checker}(x, acc)"]
+            else:
+                item, check = self.value(items, title + ".item", "x")
             lengths = {key: schema[key] for key in ("min_length", "max_length") if key in schema}
             annotation = Annotated[list[item], msgspec.Meta(**lengths)] if lengths else list[item]  # type: ignore[valid-type]
             if not check:
@@ -290,13 +333,16 @@ class DocumentDecoder:
     def __init__(self, model: type[BaseModel]) -> None:
         self.model = model
         self._validator = document_validator(model)
+        schema = _convert(model.__pydantic_core_schema__)
         derivation = _Derivation()
-        self.struct, checker = derivation.struct(_convert(model.__pydantic_core_schema__), model.__name__)
+        self._wire, checker = derivation.struct(schema, model.__name__)
+        # What the contract's validator accepted becomes structs with every object in place (no raw JSON).
+        self.struct, _ = _Derivation(shared=False).struct(schema, model.__name__)
         namespace: dict[str, Any] = {"UTC": UTC, **derivation.functions}
         exec("\n\n".join(derivation.code), namespace)
-        self._check: Callable[[Any, list[list[str]]], None] = namespace[checker]
+        self._check: Callable[[Any, list[Any]], None] = namespace[checker]
         self._matchers = derivation.matchers
-        self._decoder = msgspec.json.Decoder(self.struct)
+        self._decoder = msgspec.json.Decoder(self._wire)
 
     def fast(self, raw: bytes | str) -> Any | None:
         """The document when the fast path accepts `raw`, else None (ask `decode_json`)."""
@@ -308,12 +354,14 @@ class DocumentDecoder:
             document = self._decoder.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError):
             return None
-        accumulated: list[list[str]] = [[] for _ in self._matchers]
+        # A list of values per joined pattern, then the objects decoded so far (see _Derivation.shared_object).
+        accumulated: list[Any] = [[] for _ in self._matchers]
+        accumulated.append({})
         try:
             self._check(document, accumulated)
-        except (ValueError, AssertionError):
+        except (ValueError, AssertionError, msgspec.ValidationError, msgspec.DecodeError):
             return None
-        for matches, values in zip(self._matchers, accumulated, strict=True):
+        for matches, values in zip(self._matchers, accumulated, strict=False):  # all but the objects
             if values and matches(_SEPARATOR.join(values)) is None:
                 return None
         return document

@@ -191,6 +191,54 @@ def test_what_the_fast_path_accepts_is_what_the_contract_makes_of_it(seed):
     assert accepted_fast > 40 and refused > 100  # both ways were really taken
 
 
+def test_lines_that_repeat_a_shipment_share_one_struct_decoded_once():
+    order = placed()  # its two lines are shipped together
+    raw = json.dumps(order).encode()
+    document = document_decoder(OrderPlaced).fast(raw)
+    assert document is not None
+    first, second = (line.shipment for line in document.lines)
+    assert first is second
+    assert as_dicts(document) == document_validator(OrderPlaced).validate_json(raw)
+    # Another address for the second line: a struct of its own.
+    order["lines"][1]["shipment"]["address"]["city"] = "Hamburg"
+    raw = json.dumps(order).encode()
+    document = document_decoder(OrderPlaced).fast(raw)
+    assert document is not None and document.lines[1].shipment.address.city == "Hamburg"
+    assert document.lines[0].shipment.address.city != "Hamburg"
+    assert as_dicts(document) == document_validator(OrderPlaced).validate_json(raw)
+    order["lines"][1]["shipment"]["address"]["city"] = order["lines"][0]["shipment"]["address"]["city"]
+    # The same shipment written differently (keys in another order) is decoded on its own, to the same values.
+    shipment = order["lines"][1]["shipment"]
+    order["lines"][1]["shipment"] = dict(reversed(list(shipment.items())))
+    raw = json.dumps(order).encode()
+    document = document_decoder(OrderPlaced).fast(raw)
+    assert document is not None and document.lines[0].shipment is not document.lines[1].shipment
+    assert document.lines[0].shipment == document.lines[1].shipment
+    assert as_dicts(document) == document_validator(OrderPlaced).validate_json(raw)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "error"),
+    [
+        ("method.price", "x", ("lines", 1, "shipment", "method", "price")),
+        ("address.country", "Germany", ("lines", 1, "shipment", "address", "country")),
+        ("method.unknown", 1, ("lines", 1, "shipment", "method", "unknown")),
+    ],
+)
+def test_a_shipment_refused_in_one_line_leaves_the_whole_order_to_the_contract(path, value, error):
+    order = placed()
+    target = order["lines"][1]["shipment"]
+    *parents, last = path.split(".")
+    for part in parents:
+        target = target[part]
+    target[last] = value
+    raw = json.dumps(order).encode()
+    assert document_decoder(OrderPlaced).fast(raw) is None
+    with pytest.raises(ValidationError) as refused:
+        document_decoder(OrderPlaced).decode_json(raw)
+    assert [e["loc"] for e in refused.value.errors()] == [error]
+
+
 def test_a_plain_order_takes_the_fast_path_written_either_way():
     order = placed()
     order["billing_address"]["address1"] = "Julie-Wolfthorn-Stra\u00dfe 1 \u00a9"
