@@ -200,7 +200,8 @@ class Engine:
                 or any(t.condition is not None and t.condition not in order_level for t in transitions)
             ):
                 return None
-            chosen = self.choose(transitions, order, sample._replace(state=current)) if transitions else None
+            item = sample if sample.state == current else sample._replace(state=current)  # _replace costs 2 us
+            chosen = self.choose(transitions, order, item) if transitions else None
             if chosen is None:  # nothing leaves this state on its onEnter event: the items stay
                 break
             moves.append(Move(ids, chosen.source, chosen.target, event))
