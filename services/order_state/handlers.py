@@ -103,6 +103,7 @@ class _Placement:
     process_name: str
     splits: list[ItemSplit] = field(default_factory=list)
     line_ids: list[Sequence[int]] = field(default_factory=list)  # a range when the ids are consecutive
+    item_ids: Sequence[int] = ()  # all of them, line after line: a range too when consecutive
     parts: dict[str, bytes] = field(default_factory=dict)  # customer, billing_address, totals, lines as JSON
 
     @property
@@ -167,9 +168,13 @@ async def place_orders(
     stored: list[tuple[_Placement, int]] = []
     for placement, order_id in zip(placements, order_ids, strict=True):
         order = placement.order
+        first = taken
         for split in placement.splits:
             placement.line_ids.append(consecutive(reserved, taken, split.count))
             taken += split.count
+        # One range for the order's items (nearly always): the engine, the history and item.state_changed then
+        # take its id ranges without a look at each id.
+        placement.item_ids = consecutive(reserved, first, taken - first)
         reference = order.order_reference
         if reference in taken_references:  # by a stored order, or by an earlier one of this batch
             uow.dead_letter(
@@ -217,7 +222,7 @@ async def place_orders(
     for placement, order_id in stored:
         order = placement.order
         reference = order.order_reference
-        item_ids = all_ids(placement.line_ids)
+        item_ids = placement.item_ids
         first_line = order.lines[0]
         sample = ItemFacts(item_ids[0], first_line.sku, placement.splits[0].quantity_each, INITIAL_STATE)
         cause = caused_by(order)
@@ -273,22 +278,6 @@ def consecutive(reserved: list[int], start: int, count: int) -> Sequence[int]:
     its id ranges are then known without looking at each id. Ids from one nextval() statement only increase."""
     first, last = reserved[start], reserved[start + count - 1]
     return range(first, last + 1) if last - first == count - 1 else reserved[start : start + count]
-
-
-def all_ids(line_ids: list[Sequence[int]]) -> Sequence[int]:
-    """An order's item ids, line after line: one range when the lines' ranges follow each other (as they nearly
-    always do), so the engine, the history and item.state_changed take the order's id ranges without a look at
-    each id."""
-    first = line_ids[0]
-    if type(first) is range:
-        start = stop = first.start
-        for ids in line_ids:
-            if type(ids) is not range or ids.start != stop:
-                break
-            stop = ids.stop
-        else:
-            return range(start, stop)
-    return [item_id for ids in line_ids for item_id in ids]
 
 
 class _CreatedLine(msgspec.Struct, gc=False):
