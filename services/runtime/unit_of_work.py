@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from schemas.envelope import Event
 from services.runtime.db import copy_rows
 from services.runtime.errors import PermanentError
+from services.runtime.json_codec import uuid_text
 from services.runtime.outbox_codec import BLOCK_BYTES, BLOCK_EVENTS, EVENTS_LZ4, FramedEvent, pack, pack_events
 
 
@@ -165,7 +166,7 @@ def _as_row(rows: list[OutboxRow]) -> OutboxRow:
         row = rows[0]
         value, codec = pack(row.value)
         return row if codec is None else row._replace(value=value, value_codec=codec)
-    events = [FramedEvent(row.topic, row.key or b"", str(row.event_id).encode(), row.value or b"") for row in rows]
+    events = [FramedEvent(row.topic, row.key or b"", uuid_text(row.event_id), row.value or b"") for row in rows]
     topics = ",".join(dict.fromkeys(row.topic for row in rows))
     return OutboxRow(topics, None, pack_events(events), "[]", None, EVENTS_LZ4, len(rows))
 

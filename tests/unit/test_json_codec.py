@@ -10,8 +10,9 @@ import pytest
 from pydantic_core import to_json
 
 from schemas import OrderPlaced, to_ranges
+from schemas.envelope import new_event_id
 from services.runtime.documents import document_validator
-from services.runtime.json_codec import dump_json
+from services.runtime.json_codec import dump_json, uuid_text
 from services.samples import sample_order
 
 
@@ -99,3 +100,28 @@ def test_reserved_blocks_become_ids_in_the_order_they_were_reserved():
     # another replica took the block between: the ids skip it
     assert ids_of_blocks([1, 1 + 2 * ID_BLOCK], ID_BLOCK + 1)[-2:] == [ID_BLOCK, 1 + 2 * ID_BLOCK]
     assert ids_of_blocks([], 0) == []
+
+
+def test_new_event_ids_are_ordinary_uuid7s_in_time_order() -> None:
+    ids = [new_event_id() for _ in range(2_000)]
+    assert len(set(ids)) == len(ids)
+    for event_id in ids[:50]:
+        assert type(event_id) is uuid.UUID
+        assert event_id.version == 7 and event_id.variant == uuid.RFC_4122
+        assert event_id.is_safe is uuid.SafeUUID.unknown
+        again = uuid.UUID(str(event_id))
+        assert again == event_id and hash(again) == hash(event_id) and repr(again) == repr(event_id)
+        assert uuid.UUID(bytes=event_id.bytes) == event_id
+    # UUIDv7s begin with their millisecond: later ids never sort before earlier ones
+    assert [event_id.int >> 80 for event_id in ids] == sorted(event_id.int >> 80 for event_id in ids)
+    assert to_json(ids[0]) == json.dumps(str(ids[0])).encode() == dump_json(ids[0])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1), uuid.UUID("7e9cbd5f-3d41-4c68-892d-9dcd8dff07e3"), uuid.uuid4()],
+)
+def test_uuid_text_is_the_canonical_text(value: uuid.UUID) -> None:
+    assert uuid_text(value) == str(value).encode()
+    event_id = new_event_id()
+    assert uuid_text(event_id) == str(event_id).encode()

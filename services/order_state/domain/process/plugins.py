@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 from schemas.envelope import Event
 
 
-@dataclass(frozen=True)
-class OrderFacts:
-    """What conditions and commands know of an order."""
+class OrderFacts(NamedTuple):
+    """What conditions and commands know of an order (immutable; a named tuple is made in a quarter of the time
+    a frozen dataclass takes, and placement makes one per order)."""
 
     order_id: int
     order_reference: str
