@@ -4,26 +4,26 @@ baseline measured in the same run.
     .venv/bin/python -m bench.bench_placement [--orders 40000] [--baseline-orders 2000] [--replicas 1,2] [--runs 3]
         [--warmup 10000]
 
-Runs on the embedded stack (PostgreSQL + Tansu, topics with 6 partitions). Throughput: ordinary orders
-(5 lines: splittable lines of 1-3 units and one non-splittable pallet line) arrive in order.placed as one
-burst and the real order_state service (`oms service order_state`: batches, inbox, set-based writes, outbox,
-relay) drains them, with one process and with two replicas in one consumer group (how the service scales
-out). Each run starts fresh processes on a warm-up burst (not counted), waits until every replica has joined
-its consumer groups and the rebalance has settled, then publishes the N measured orders; the machine is
-shared and noisy, so the median of several runs is reported with every run, and before each run the raw
-broker+database limit: what two plain Kafka consumers manage when they only COPY each order into a table as
-it came (the ceiling under which every rate here sits). Rates come from the database's clock: "stored"
-from the start of the first batch that began after the bench's producer had published the whole burst (the
-replicas start on it while it is being published, and the producer shares the machine) to the last batch's
-start, "published" from that first batch's start until the outbox is empty (every order.created and
-item.state_changed handed to Kafka). On Linux each run also reports the CPU time per order of the
-order_state processes, of PostgreSQL's server processes and of the broker, from the moment the burst is
-published until the outbox is empty (the bench's own polling of the database, a few index lookups a second,
-counts as PostgreSQL's). Each run is printed with a probe of the machine's speed taken just before it (the
-time to validate one order.placed on one core): this shared virtual machine's speed moves by a third or more
-within the hour, and the probe shows when a slow run met a slow machine. With it, the share of the machine's
-cores that stayed idle and that the host stole (time the virtual cores could have run but the host ran
-something else: 0 most of the time, 8-25% in some runs of 2026-12-03), from the moment the burst is
+Runs on the embedded stack (PostgreSQL + Tansu, topics with 6 partitions). Throughput: ordinary orders (5
+lines: splittable lines of 1-3 units and one non-splittable pallet line) arrive in order.placed as one burst
+and the real order_state service (`oms service order_state`: batches, inbox, set-based writes, outbox, relay)
+drains them, with one process and with two replicas in one consumer group (how the service scales out). Each
+run starts fresh processes on a warm-up burst (not counted), waits until every replica has joined its consumer
+groups and the rebalance has settled, then publishes the N measured orders; the machine is shared and noisy,
+so the median of several runs is reported with every run, and before and after each run the raw
+broker+database limit (a run's share is of the mean of the two): what two plain Kafka consumers manage when
+they only COPY each order into a table as it came (the ceiling under which every rate here sits). Rates come
+from the database's clock: "stored" from the start of the first batch that began after the bench's producer
+had published the whole burst (the replicas start on it while it is being published, and the producer shares
+the machine) to the last batch's start, "published" from that first batch's start until the outbox is empty
+(every order.created and item.state_changed handed to Kafka). On Linux each run also reports the CPU time per
+order of the order_state processes, of PostgreSQL's server processes and of the broker, from the moment the
+burst is published until the outbox is empty (the bench's own polling of the database, a few index lookups a
+second, counts as PostgreSQL's). Each run is printed with a probe of the machine's speed taken just before it
+(the time to validate one order.placed on one core): this shared virtual machine's speed moves by a third or
+more within the hour, and the probe shows when a slow run met a slow machine. With it, the share of the
+machine's cores that stayed idle and that the host stole (time the virtual cores could have run but the host
+ran something else: 0 most of the time, 8-25% in some runs of 2026-12-03), from the moment the burst is
 published until the outbox is empty.
 Baseline: a consumer of the same topic that handles one message per transaction with one INSERT per row
 (order with its lines, items, history, outbox) and commits the offset after each message. Big order:
@@ -158,6 +158,7 @@ class Throughput:
     published: float | None  # orders/s until every order's events had left the outbox for Kafka
     cpu: dict[str, float] | None = None  # CPU microseconds per order by process group, where /proc tells
     raw: float | None = None  # orders/s the broker and database managed with no order logic, just before
+    raw_after: float | None = None  # the same, just after (the machine's speed moves within a minute)
     probe: float | None = None  # the machine's speed just before: see machine_probe()
     machine: dict[str, float] | None = None  # shares of the machine's CPU time during the run: see machine_times()
 
@@ -367,10 +368,12 @@ async def ours(
             await publish(settings, "order.placed", measured_orders)
             cpu = cpu_groups(stack, services)
             measured = await throughput(settings, prefix, orders, services=services, cpu=cpu, from_now=True)
-            results.append(dataclasses.replace(measured, raw=raw, probe=probe))
         finally:
             for service in services:
                 service.stop(signal.SIGTERM)
+        # Again once the replicas are gone: a limit taken a minute before a run can be a third off by its end.
+        raw_after = await raw_limit(settings, orders, f"RAWAFTER{replicas}R{run}")
+        results.append(dataclasses.replace(measured, raw=raw, raw_after=raw_after, probe=probe))
     return results
 
 
@@ -602,13 +605,13 @@ async def run(args: argparse.Namespace) -> None:
                 + ", ".join(f"{name} {statistics.median(m[name] for m in measured):,.0f} us" for name in measured[0])
                 + f" = {statistics.median(sum(m.values()) for m in measured):,.0f} us"
             )
-        raws = [(rate.stored, rate.raw) for rate in runs if rate.raw]
+        raws = [(rate.stored, rate.raw, rate.raw_after or rate.raw) for rate in runs if rate.raw]
         if raws:
-            shares = sorted(stored / raw for stored, raw in raws)
+            shares = sorted(stored / ((before + after) / 2) for stored, before, after in raws)
             print(
-                f"      raw broker+database limit just before each run (consume, COPY, no logic): "
-                f"{', '.join(f'{raw:,.0f}' for _, raw in raws)} orders/s; order_state at "
-                f"{statistics.median(shares):.0%} of it (runs {', '.join(f'{share:.0%}' for share in shares)})"
+                f"      raw broker+database limit just before / just after each run (consume, COPY, no logic): "
+                f"{', '.join(f'{before:,.0f} / {after:,.0f}' for _, before, after in raws)} orders/s; order_state "
+                f"at {statistics.median(shares):.0%} of their mean (runs {', '.join(f'{s:.0%}' for s in shares)})"
             )
         # Run by run, in the order they ran: a run at a low rate with a slow machine probe (and a high CPU time
         # per order for the same work) met a slow machine, not slower code.
