@@ -605,7 +605,7 @@ async def run(args: argparse.Namespace) -> None:
                 + ", ".join(f"{name} {statistics.median(m[name] for m in measured):,.0f} us" for name in measured[0])
                 + f" = {statistics.median(sum(m.values()) for m in measured):,.0f} us"
             )
-        raws = [(rate.stored, rate.raw, rate.raw_after or rate.raw) for rate in runs if rate.raw]
+        raws = [(rate.stored, rate.raw, rate.raw_after) for rate in runs if rate.raw and rate.raw_after]
         if raws:
             shares = sorted(stored / ((before + after) / 2) for stored, before, after in raws)
             print(
