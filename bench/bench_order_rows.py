@@ -9,8 +9,8 @@ transaction).
   8 kB uncompressed, migration 0008; customer, billing address and totals as json, lines as text, 0009), as
   after 0008 (jsonb parts, json lines), and as before 0008 (rows over 2 kB compressed with pglz; the
   embedded server has no lz4).
-- Item rows (eight per order): primary key (order_id, id) as now (0009) vs primary key (id) plus an index on
-  order_id (before 0009).
+- Items (eight per order): as groups, one row per order (migration 0014), vs a row per item with primary key
+  (order_id, id) (0009 to 0013) vs a row per item with primary key (id) plus an index on order_id (before 0009).
 Each round runs every variant; the fastest round of each is reported, with PostgreSQL's CPU time (its server
 processes, when it runs on this machine), the ratios against the current tables, and what a row takes on disk.
 """
@@ -24,14 +24,15 @@ import uuid
 from datetime import UTC, datetime
 
 from pydantic_core import to_json
-from sqlalchemy import MetaData, text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, PrimaryKeyConstraint, Table, Text, text
 
 from bench.bench_placement import ordinary_order
 from bench.common import cpu_per, database, postgres_cpu
 from schemas import OrderPlaced
 from services.order_state.domain.splitting import split_line
 from services.order_state.handlers import ORDER_COLUMNS, lines_json
-from services.order_state.tables import sales_order, sales_order_item
+from services.order_state.state_store import ranges_of
+from services.order_state.tables import sales_order, sales_order_item_group
 from services.runtime.db import copy_rows, create_engine
 from services.runtime.json_codec import encode_json
 from services.runtime.settings import Settings
@@ -48,10 +49,28 @@ ORDER_KINDS = {
         (TYPES_OF_0008, "ALTER TABLE {schema}.sales_order RESET (toast_tuple_target)"),
     ),
 }
+# The items' table from 0009 to 0013: a row per item.
+ITEM_ROWS = Table(
+    "sales_order_item",
+    MetaData(),
+    Column("id", BigInteger, nullable=False),
+    Column("order_id", BigInteger, nullable=False),
+    Column("line_number", Integer, nullable=False),
+    Column("sku", Text, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("state_changed_at", DateTime(timezone=True), nullable=False),
+    Column("shipment_id", BigInteger),
+    PrimaryKeyConstraint("order_id", "id"),
+    postgresql_with={"fillfactor": 70},
+)
+# Variant: (label, table, statements that turn it into the variant)
 ITEM_KINDS = {
-    "now": ("item rows, primary key (order_id, id) (0009)", ()),
+    "now": ("items as groups, a row per order (0014)", sales_order_item_group, ()),
+    "0013": ("a row per item, key (order_id, id) (0009-0013)", ITEM_ROWS, ()),
     "before": (
-        "item rows, key (id) + index on order_id",
+        "a row per item, key (id) + index on order_id",
+        ITEM_ROWS,
         (
             "ALTER TABLE {schema}.sales_order_item DROP CONSTRAINT sales_order_item_pkey",
             "ALTER TABLE {schema}.sales_order_item ADD PRIMARY KEY (id)",
@@ -59,8 +78,8 @@ ITEM_KINDS = {
         ),
     ),
 }
-TABLES = {"orders": sales_order, "items": sales_order_item}
 ITEM_COLUMNS = ("id", "order_id", "line_number", "sku", "quantity", "state", "state_changed_at")
+GROUP_COLUMNS = ("order_id", "item_ids", "state", "state_changed_at")
 
 
 def order_rows(orders: int) -> tuple[list[tuple[object, ...]], list[list[tuple[object, ...]]]]:
@@ -136,42 +155,59 @@ async def one_round(
 async def run(settings: Settings, orders: int, rounds: int) -> None:
     engine = create_engine(settings, "order_state")
     tag = uuid.uuid4().hex[:6]
-    variants = {("orders", kind): spec for kind, spec in ORDER_KINDS.items()}
-    variants |= {("items", kind): spec for kind, spec in ITEM_KINDS.items()}
+    rows, items = order_rows(orders)
+    order_batches = [rows[first : first + 1000] for first in range(0, orders, 1000)]
+    item_batches = [
+        [item for order in items[first : first + 1000] for item in order] for first in range(0, orders, 1000)
+    ]
+    # The groups placement writes: an order's items all end up in one state, one row with their ids.
+    group_batches = [
+        [
+            (order[0][1], ranges_of([item[0] for item in order]), order[0][5], order[0][6])
+            for order in items[first : first + 1000]
+        ]
+        for first in range(0, orders, 1000)
+    ]
+    # variant -> (label, table, statements, columns, batches)
+    variants: dict[tuple[str, str], tuple[str, Table, tuple[str, ...], tuple[str, ...], list]] = {
+        ("orders", kind): (label, sales_order, statements, ORDER_COLUMNS, order_batches)
+        for kind, (label, statements) in ORDER_KINDS.items()
+    }
+    variants |= {
+        ("items", kind): (
+            label,
+            table,
+            statements,
+            GROUP_COLUMNS if table is sales_order_item_group else ITEM_COLUMNS,
+            group_batches if table is sales_order_item_group else item_batches,
+        )
+        for kind, (label, table, statements) in ITEM_KINDS.items()
+    }
     schemas = {variant: f"bench_rows_{tag}_{n}" for n, variant in enumerate(variants)}
     async with engine.begin() as conn:
-        for variant, (_, statements) in variants.items():
+        for variant, (_, table, statements, _, _) in variants.items():
             schema = schemas[variant]
             await conn.execute(text(f"CREATE SCHEMA {schema}"))
-            await conn.run_sync(TABLES[variant[0]].to_metadata(MetaData(), schema=schema).metadata.create_all)
+            await conn.run_sync(table.to_metadata(MetaData(), schema=schema).metadata.create_all)
             for statement in statements:
                 await conn.execute(text(statement.format(schema=schema)))
-    rows, items = order_rows(orders)
-    batches = {
-        "orders": (ORDER_COLUMNS, [rows[first : first + 1000] for first in range(0, orders, 1000)]),
-        "items": (
-            ITEM_COLUMNS,
-            [[item for order in items[first : first + 1000] for item in order] for first in range(0, orders, 1000)],
-        ),
-    }
     results: dict[tuple[str, str], list[tuple[float, float | None]]] = {variant: [] for variant in variants}
     for _ in range(rounds):
-        for variant in variants:
-            columns, data = batches[variant[0]]
-            results[variant].append(await one_round(settings, schemas[variant], TABLES[variant[0]].name, columns, data))
+        for variant, (_, table, _, columns, data) in variants.items():
+            results[variant].append(await one_round(settings, schemas[variant], table.name, columns, data))
     sizes = {}
     async with engine.begin() as conn:
-        for variant in variants:
+        for variant, (_, table, _, _, _) in variants.items():
             schema = schemas[variant]
             sizes[variant] = (
-                await conn.execute(text(f"SELECT pg_total_relation_size('{schema}.{TABLES[variant[0]].name}')"))
+                await conn.execute(text(f"SELECT pg_total_relation_size('{schema}.{table.name}')"))
             ).scalar() / orders
             await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     await engine.dispose()
     best = {variant: min(results[variant], key=lambda result: result[0]) for variant in variants}
 
     print(f"{orders:,} ordinary 5-line orders written with COPY, batches of 1,000 orders:")
-    for variant, (label, _) in variants.items():
+    for variant, (label, *_) in variants.items():
         seconds, cpu = best[variant]
         line = f"  {label:46s}: {seconds:.2f} s{cpu_per(cpu, orders, 'order')}, {sizes[variant]:,.0f} bytes an order"
         now = best[(variant[0], "now")]

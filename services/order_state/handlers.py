@@ -12,7 +12,7 @@ from itertools import repeat
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from schemas import (
     CancelRefusedItem,
@@ -38,14 +38,16 @@ from services.order_state.domain.splitting import ItemSplit, split_line
 from services.order_state.item_events import fire, publish_outcome
 from services.order_state.process_catalog import ProcessCatalog, UnknownProcess
 from services.order_state.state_store import (
+    assign_shipment,
     load_items,
     lock_order,
+    ranges_of,
     record_plans,
     reserve_ids,
 )
-from services.order_state.tables import SCHEMA, sales_order, sales_order_item
+from services.order_state.tables import SCHEMA, sales_order
 from services.runtime.consumer import Incoming
-from services.runtime.db import any_id, copy_rows
+from services.runtime.db import copy_rows
 from services.runtime.errors import PermanentError
 from services.runtime.json_codec import dump_json, encode_json
 from services.runtime.settings import Settings
@@ -74,7 +76,7 @@ ORDER_COLUMNS = (
     "placed_at",
     "placed_event_id",
 )
-ITEM_COLUMNS = ("id", "order_id", "line_number", "sku", "quantity", "state", "state_changed_at")
+GROUP_COLUMNS = ("order_id", "item_ids", "state", "state_changed_at")
 
 
 def publish_rejection(
@@ -244,22 +246,25 @@ async def place_orders(
         )
         plans.append((order_id, plan))
         entries.append((order_id, item_ids, INITIAL_STATE))
-        final = plan.final_states.__getitem__
-        # One comprehension per order: a zip of repeat() iterators per line cost four times as much.
-        item_rows += [
-            (item_id, order_id, number, line.sku, split.quantity_each, final(item_id), *stamp)
-            for number, (line, split, ids) in enumerate(
-                zip(order.lines, placement.splits, placement.line_ids, strict=True), start=1
-            )
-            for item_id in ids
-        ]
+        # The items as groups (tables.sales_order_item_group): one row when they all end up in one state, as every
+        # order placed does in the shipped processes.
+        finals = plan.final_states
+        if len(set(finals.values())) == 1:
+            item_rows.append((order_id, ranges_of(item_ids), finals[item_ids[0]], *stamp))
+        else:
+            by_state: dict[str, list[int]] = {}
+            for item_id, state in finals.items():
+                by_state.setdefault(state, []).append(item_id)
+            item_rows += [(order_id, ranges_of(sorted(ids)), state, *stamp) for state, ids in by_state.items()]
         event_id = new_event_id()
         created = order_created_json(order, event_id, cause, placement.process_name, now, placement.parts)
         uow.publish_serialized(OrderCreated.TOPIC, reference, event_id, created)
         publish_outcome(uow, known, placement.process_name, plan.moves[0].event if plan.moves else None, plan, cause)
     if not plans:
         return
-    await copy_rows(uow.conn, SCHEMA, "sales_order_item", ITEM_COLUMNS if stamped else ITEM_COLUMNS[:-1], item_rows)
+    await copy_rows(
+        uow.conn, SCHEMA, "sales_order_item_group", GROUP_COLUMNS if stamped else GROUP_COLUMNS[:-1], item_rows
+    )
     # A few statements in all, the times left to the database as for the items.
     await record_plans(uow.conn, plans, now, entries=entries, new_orders=True, began=began)
     log.info("stored %d orders", len(plans))
@@ -435,17 +440,11 @@ async def assign_shipments(
     for incoming in facts:
         fact = incoming.event
         shipment_id = fact.shipment_id if isinstance(fact, ShipmentCreated) else fact.to_shipment_id
-        await uow.conn.execute(
-            update(sales_order_item)
-            .where(
-                sales_order_item.c.id == any_id(fact.item_ids),
-                sales_order_item.c.order_id
-                == select(sales_order.c.id)
-                .where(sales_order.c.order_reference == fact.order_reference)
-                .scalar_subquery(),
-            )
-            .values(shipment_id=shipment_id)
-        )
+        order = await lock_order(uow.conn, reference=fact.order_reference)  # its item groups are rewritten
+        if order is None:
+            log.warning("%s for unknown order %s ignored", fact.event_type, fact.order_reference)
+            continue
+        await assign_shipment(uow.conn, order.id, list(fact.item_ids), shipment_id)
 
 
 async def update_custom_references(

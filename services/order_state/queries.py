@@ -44,16 +44,20 @@ async def order_matrix(conn: AsyncConnection, now: datetime, catalog: ProcessCat
     """Items per process x state, by time since their last state change."""
     result = await conn.execute(
         text(
-            """SELECT o.process_name AS process, i.state,
-                      count(*) FILTER (WHERE i.state_changed_at > b.day) AS under_1_day,
-                      count(*) FILTER (WHERE i.state_changed_at <= b.day AND i.state_changed_at > b.week)
+            """SELECT o.process_name AS process, g.state,
+                      CAST(coalesce(sum(g.n) FILTER (WHERE g.state_changed_at > b.day), 0) AS bigint)
+                          AS under_1_day,
+                      CAST(coalesce(sum(g.n) FILTER (WHERE g.state_changed_at <= b.day
+                                                      AND g.state_changed_at > b.week), 0) AS bigint)
                           AS days_1_to_7,
-                      count(*) FILTER (WHERE i.state_changed_at <= b.week) AS older
-               FROM order_state.sales_order_item i
-               JOIN order_state.sales_order o ON o.id = i.order_id
+                      CAST(coalesce(sum(g.n) FILTER (WHERE g.state_changed_at <= b.week), 0) AS bigint) AS older
+               FROM (SELECT order_id, state, state_changed_at,
+                            (SELECT sum(upper(span) - lower(span)) FROM unnest(item_ids) span) AS n
+                     FROM order_state.sales_order_item_group) g
+               JOIN order_state.sales_order o ON o.id = g.order_id
                CROSS JOIN (SELECT CAST(:now AS timestamptz) - interval '1 day' AS day,
                                   CAST(:now AS timestamptz) - interval '7 days' AS week) b
-               GROUP BY o.process_name, i.state"""
+               GROUP BY o.process_name, g.state"""
         ),
         {"now": now},
     )
@@ -116,7 +120,11 @@ async def order_page(
     counts = {
         row.state: row.n
         for row in await conn.execute(
-            text("SELECT state, count(*) AS n FROM order_state.sales_order_item WHERE order_id = :o GROUP BY state"),
+            text(
+                """SELECT g.state, CAST(sum(upper(span) - lower(span)) AS bigint) AS n
+                   FROM order_state.sales_order_item_group g CROSS JOIN LATERAL unnest(g.item_ids) span
+                   WHERE g.order_id = :o GROUP BY g.state"""
+            ),
             {"o": order.id},
         )
     }

@@ -146,6 +146,8 @@ async def test_the_migrated_schema_is_the_one_the_code_describes(own_database, s
 async def test_order_rows_and_items_survive_migration_0009_both_ways(own_database):
     await upgrade_all(own_database, ("order_state",))
     conn = await asyncpg.connect(asyncpg_dsn(own_database.database_url_for("order_state")))
+    config = alembic_config("order_state", own_database.database_url_for("order_state"))
+    await asyncio.to_thread(command.downgrade, config, "0013")  # items are rows of a table up to 0013
     try:
         await conn.execute(
             """INSERT INTO order_state.sales_order (id, order_reference, store, locale, currency, price_mode,
@@ -169,7 +171,6 @@ async def test_order_rows_and_items_survive_migration_0009_both_ways(own_databas
         ]
         assert await conn.fetchval(PRIMARY_KEY, "sales_order_item") == ["order_id", "id"]
 
-        config = alembic_config("order_state", own_database.database_url_for("order_state"))
         await asyncio.to_thread(command.downgrade, config, "0008")
         assert [tuple(row) for row in await conn.fetch(types)] == [
             ("billing_address", "jsonb"),
@@ -187,7 +188,7 @@ async def test_order_rows_and_items_survive_migration_0009_both_ways(own_databas
         )
         assert (order["email"], order["ranges"], order["total"]) == ("a@b.de", "[[1, 2]]", 100)
         assert await conn.fetchval("SELECT count(*) FROM order_state.sales_order_item WHERE order_id = 7") == 2
-        assert await conn.fetchval(PRIMARY_KEY, "sales_order_item") == ["order_id", "id"]
+        assert await conn.fetchval("SELECT count(*) FROM order_state.sales_order_item_group WHERE order_id = 7") == 1
     finally:
         await conn.close()
 
@@ -208,7 +209,8 @@ async def test_ids_reserved_in_blocks_stay_unique_across_migration_0011_both_way
         assert len(a.item_ids) == len(b.item_ids) == 100 and len(a.order_ids) == len(b.order_ids) == 3
         handed_out = set(a.item_ids) | set(b.item_ids)
         assert len(handed_out) == 200 and a.item_ids == sorted(a.item_ids)
-        by_default = await conn.fetchval(insert)  # a row with the column's default: a block of its own
+        # The next value of the items' sequence: a block of its own (the items are groups since 0014)
+        by_default = await conn.fetchval("SELECT nextval('order_state.sales_order_item_id_seq')")
         assert by_default not in handed_out
 
         config = alembic_config("order_state", own_database.database_url_for("order_state"))
@@ -269,5 +271,63 @@ async def test_history_log_and_timeouts_keyed_by_order_survive_migration_0013_bo
                UNION ALL SELECT 'timeout', order_id FROM order_state.state_timeout ORDER BY 1"""
         )
         assert [tuple(row) for row in rows] == [("history", 7), ("log", 7), ("timeout", 7)]
+    finally:
+        await conn.close()
+
+
+async def test_items_become_groups_and_rows_again_across_migration_0014(own_database):
+    await upgrade_all(own_database, ("order_state",))
+    conn = await asyncpg.connect(asyncpg_dsn(own_database.database_url_for("order_state")))
+    config = alembic_config("order_state", own_database.database_url_for("order_state"))
+    await asyncio.to_thread(command.downgrade, config, "0013")
+    lines = (
+        '[{"line_number": 1, "sku": "A", "item_quantity": 1, "item_id_ranges": [[1, 4]]},'
+        ' {"line_number": 2, "sku": "B", "item_quantity": 5, "item_id_ranges": [[5, 5], [8, 9]]}]'
+    )
+    items = """SELECT id, order_id, line_number, sku, quantity, state, state_changed_at, shipment_id
+               FROM order_state.sales_order_item ORDER BY id"""
+    try:
+        await conn.execute(
+            """INSERT INTO order_state.sales_order (id, order_reference, store, locale, currency, price_mode,
+                   customer, billing_address, payment_method, process_name, totals, lines, placed_at, placed_event_id)
+               VALUES (7, 'DE--M-1', 'DE', 'de_DE', 'EUR', 'GROSS_MODE', '{}', '{}', 'invoice', 'OmsDefault01',
+                       '{"grand_total": 100}', $1, now(), gen_random_uuid())""",
+            lines,
+        )
+        await conn.execute(
+            """INSERT INTO order_state.sales_order_item
+                   (id, order_id, line_number, sku, quantity, state, state_changed_at, shipment_id)
+               VALUES (1, 7, 1, 'A', 1, 'paid', '2026-12-01T10:00:00Z', 11),
+                      (2, 7, 1, 'A', 1, 'paid', '2026-12-01T10:00:00Z', 11),
+                      (3, 7, 1, 'A', 1, 'paid', '2026-12-01T10:00:00Z', 12),
+                      (4, 7, 1, 'A', 1, 'new', '2026-12-01T09:00:00Z', NULL),
+                      (5, 7, 2, 'B', 5, 'paid', '2026-12-01T10:00:00Z', 11),
+                      (8, 7, 2, 'B', 5, 'paid', '2026-12-01T10:00:00Z', 11),
+                      (9, 7, 2, 'B', 5, 'new', '2026-12-01T09:00:00Z', NULL)"""
+        )
+        before = [tuple(row) for row in await conn.fetch(items)]
+        next_id = await conn.fetchval("SELECT nextval('order_state.sales_order_item_id_seq')")  # handed out
+
+        await asyncio.to_thread(command.upgrade, config, "head")
+        assert [tuple(row) for row in await conn.fetch(items)] == before  # the view reads what the table held
+        groups = await conn.fetch(
+            """SELECT item_ids::text, state, shipment_id FROM order_state.sales_order_item_group
+               ORDER BY lower(item_ids)"""
+        )
+        assert [tuple(row) for row in groups] == [
+            ("{[1,3),[5,6),[8,9)}", "paid", 11),  # alike items, across lines, are one group
+            ("{[3,4)}", "paid", 12),
+            ("{[4,5),[9,10)}", "new", None),
+        ]
+        assert await conn.fetchval("SELECT nextval('order_state.sales_order_item_id_seq')") > next_id
+
+        await asyncio.to_thread(command.downgrade, config, "0013")
+        assert [tuple(row) for row in await conn.fetch(items)] == before
+        assert await conn.fetchval(PRIMARY_KEY, "sales_order_item") == ["order_id", "id"]
+        added = await conn.fetchval(
+            "INSERT INTO order_state.sales_order_item (order_id, line_number, sku, quantity, state) "
+            "VALUES (7, 1, 'A', 1, 'new') RETURNING id"
+        )
+        assert added > next_id  # the identity goes on after the ids handed out
     finally:
         await conn.close()

@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from sqlalchemy import text
 
 from tests.support import item_states, new_order, oms, publish_orders, wait_for_states
+
+
+async def entered_ago(conn, item_id: int, ago: timedelta) -> None:
+    """Let one item have entered its state `ago`: its group splits, as when an event moves it."""
+    await conn.execute(
+        text(
+            """WITH old AS (
+                   DELETE FROM order_state.sales_order_item_group WHERE item_ids @> CAST(:id AS bigint)
+                   RETURNING order_id, item_ids, state, state_changed_at, shipment_id
+               )
+               INSERT INTO order_state.sales_order_item_group (order_id, item_ids, state, state_changed_at, shipment_id)
+               SELECT order_id, item_ids - int8multirange(int8range(:id, :id + 1)), state, state_changed_at,
+                      shipment_id FROM old WHERE item_ids <> int8multirange(int8range(:id, :id + 1))
+               UNION ALL
+               SELECT order_id, int8multirange(int8range(:id, :id + 1)), state, now() - CAST(:ago AS interval),
+                      shipment_id FROM old"""
+        ),
+        {"id": item_id, "ago": ago},
+    )
 
 
 def matrix(env) -> dict[tuple[str, str], dict]:
@@ -23,16 +43,8 @@ async def test_matrix_counts_items_by_time_in_state(settings, services, engine, 
     before = matrix(servers.env)[("Prepayment01", "Payment - waiting")]
 
     async with engine.begin() as conn:
-        await conn.execute(
-            text("UPDATE order_state.sales_order_item SET state_changed_at = now() - interval '3 days' WHERE id = :id"),
-            {"id": items[0]},
-        )
-        await conn.execute(
-            text(
-                "UPDATE order_state.sales_order_item SET state_changed_at = now() - interval '10 days' WHERE id = :id"
-            ),
-            {"id": items[1]},
-        )
+        await entered_ago(conn, items[0], timedelta(days=3))
+        await entered_ago(conn, items[1], timedelta(days=10))
     after = matrix(servers.env)[("Prepayment01", "Payment - waiting")]
     assert after["under_1_day"] == before["under_1_day"] - 2
     assert after["1_to_7_days"] == before["1_to_7_days"] + 1

@@ -1,0 +1,134 @@
+"""Items kept as groups (migration 0014), against the real database with order_state's own handlers: an order
+placed is one group; events and shipments split groups exactly, and the items read back as they were moved."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from schemas import ShipmentCreated, to_ranges
+from services.order_state import handlers
+from services.order_state.item_events import fire
+from services.order_state.process_catalog import ProcessCatalog
+from services.order_state.state_store import load_items, lock_order
+from services.order_state.tables import outbox
+from services.runtime.consumer import Incoming
+from services.runtime.unit_of_work import UnitOfWork
+from tests.integration.test_placement_rules import RECORD, order_with, place
+from tests.support import rows
+
+
+async def groups(engine, reference: str) -> list[tuple[str, str, int | None]]:
+    found = await rows(
+        engine,
+        """SELECT g.item_ids::text AS ids, g.state, g.shipment_id FROM order_state.sales_order_item_group g
+           JOIN order_state.sales_order o ON o.id = g.order_id WHERE o.order_reference = :r
+           ORDER BY lower(g.item_ids)""",
+        r=reference,
+    )
+    return [(row.ids, row.state, row.shipment_id) for row in found]
+
+
+async def view(engine, reference: str) -> list[tuple[int, int, str, int, str]]:
+    found = await rows(
+        engine,
+        """SELECT i.id, i.line_number, i.sku, i.quantity, i.state FROM order_state.sales_order_item i
+           JOIN order_state.sales_order o ON o.id = i.order_id WHERE o.order_reference = :r ORDER BY i.id""",
+        r=reference,
+    )
+    return [tuple(row) for row in found]
+
+
+async def test_an_order_placed_is_one_group_and_reads_back_item_by_item(engine, settings):
+    order = order_with([(3, True, False), (2, False, False), (2, True, True)])  # 3 items, 1 item of 2, 2 items
+    await place(engine, settings, order)
+    ((ids, state, shipment),) = await groups(engine, order.order_reference)
+    assert state == "payment pending" and shipment is None
+    items = await view(engine, order.order_reference)
+    first = items[0][0]
+    assert ids == f"{{[{first},{first + 6})}}"
+    assert [(line, sku, quantity) for _, line, sku, quantity, _ in items] == [
+        (1, "SKU-1", 1),
+        (1, "SKU-1", 1),
+        (1, "SKU-1", 1),
+        (2, "SKU-2", 2),
+        (3, "SKU-3", 1),
+        (3, "SKU-3", 1),
+    ]
+    async with engine.connect() as conn:
+        loaded = await load_items(conn, (await lock_order(conn, reference=order.order_reference)).id)
+    assert [(item.id, item.sku, item.quantity, item.state) for item in loaded] == [
+        (item_id, sku, quantity, state) for item_id, _, sku, quantity, state in items
+    ]
+
+
+async def test_events_and_shipments_split_groups_and_alike_items_join_again(engine, settings):
+    catalog = ProcessCatalog.load(settings)
+    order = order_with([(3, True, False), (2, True, False)])
+    await place(engine, settings, order)
+    reference = order.order_reference
+    ids = [item[0] for item in await view(engine, reference)]
+    a, b, c, d, e = ids
+
+    # Items b and d go into shipment 7, the rest into shipment 8: four groups (two spans each for shipment 8).
+    address = {"first_name": "Anna", "last_name": "Schmidt", "address1": "Main 1", "zip_code": "1", "city": "B"}
+    facts = [
+        ShipmentCreated(
+            order_reference=reference,
+            shipment_id=shipment,
+            address=dict(address, country="DE"),
+            method={"key": "dhl", "name": "DHL", "price": 0},
+            expense={"amount": 0, "currency": "EUR"},
+            item_id_ranges=to_ranges(chosen),
+        )
+        for shipment, chosen in ((7, [b, d]), (8, [a, c, e]))
+    ]
+    async with engine.begin() as conn:
+        await handlers.assign_shipments(UnitOfWork(conn, outbox, "order_state"), [Incoming(f, RECORD) for f in facts])
+    assert await groups(engine, reference) == [
+        (f"{{[{a},{b}),[{c},{d}),[{e},{e + 1})}}", "payment pending", 8),
+        (f"{{[{b},{c}),[{d},{e})}}", "payment pending", 7),
+    ]
+
+    # `pay` on shipment 7 only: its items move (and chain on to confirmed), shipment 8's stay.
+    async with engine.begin() as conn:
+        uow = UnitOfWork(conn, outbox, "order_state")
+        order_row = await lock_order(conn, reference=reference)
+        items = await load_items(conn, order_row.id, shipment_id=7)
+        assert [item.id for item in items] == [b, d]
+        await fire(uow, catalog, order_row, items, "pay", datetime.now(UTC))
+        await uow.flush()
+    assert await groups(engine, reference) == [
+        (f"{{[{a},{b}),[{c},{d}),[{e},{e + 1})}}", "payment pending", 8),
+        (f"{{[{b},{c}),[{d},{e})}}", "confirmed", 7),
+    ]
+
+    # The same on chosen items of shipment 8 (a and e): they leave c behind, in a group of its own.
+    async with engine.begin() as conn:
+        uow = UnitOfWork(conn, outbox, "order_state")
+        order_row = await lock_order(conn, reference=reference)
+        items = await load_items(conn, order_row.id, item_ids=[a, e, 10**12])  # an id of no item is ignored
+        assert [item.id for item in items] == [a, e]
+        await fire(uow, catalog, order_row, items, "pay", datetime.now(UTC))
+        await uow.flush()
+    assert await groups(engine, reference) == [
+        (f"{{[{a},{b}),[{e},{e + 1})}}", "confirmed", 8),
+        (f"{{[{b},{c}),[{d},{e})}}", "confirmed", 7),
+        (f"{{[{c},{d})}}", "payment pending", 8),
+    ]
+    states = {item_id: state for item_id, _, _, _, state in await view(engine, reference)}
+    assert states == {a: "confirmed", b: "confirmed", c: "payment pending", d: "confirmed", e: "confirmed"}
+
+    # Items that entered a state at one moment are found by it (what timeouts ask for).
+    async with engine.connect() as conn:
+        order_row = await lock_order(conn, reference=reference)
+        entered = (
+            await rows(
+                engine,
+                """SELECT state_changed_at FROM order_state.sales_order_item_group
+                   WHERE order_id = :o AND shipment_id = 7""",
+                o=order_row.id,
+            )
+        )[0].state_changed_at
+        found = await load_items(conn, order_row.id, state="confirmed", entered_at=entered)
+        assert [item.id for item in found] == [b, d]
+        assert await load_items(conn, order_row.id, state="confirmed", entered_at=entered - timedelta(seconds=1)) == []
