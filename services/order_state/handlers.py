@@ -41,6 +41,7 @@ from services.order_state.state_store import (
     assign_shipment,
     load_items,
     lock_order,
+    lock_orders,
     ranges_of,
     record_plans,
     reserve_ids,
@@ -437,14 +438,17 @@ async def assign_shipments(
 ) -> None:
     """Learn from shipping which shipment each item is in (at placement and after splits), so events can
     be triggered per shipment."""
+    # The batch's orders are locked first, in one statement (their item groups are rewritten); then each fact in
+    # turn, as a later one may move items an earlier one placed.
+    order_ids = await lock_orders(uow.conn, [incoming.event.order_reference for incoming in facts])
     for incoming in facts:
         fact = incoming.event
         shipment_id = fact.shipment_id if isinstance(fact, ShipmentCreated) else fact.to_shipment_id
-        order = await lock_order(uow.conn, reference=fact.order_reference)  # its item groups are rewritten
-        if order is None:
+        order_id = order_ids.get(fact.order_reference)
+        if order_id is None:
             log.warning("%s for unknown order %s ignored", fact.event_type, fact.order_reference)
             continue
-        await assign_shipment(uow.conn, order.id, list(fact.item_ids), shipment_id)
+        await assign_shipment(uow.conn, order_id, list(fact.item_ids), shipment_id)
 
 
 async def update_custom_references(

@@ -69,6 +69,17 @@ async def lock_order(
     return OrderRow(**row._mapping) if row else None
 
 
+async def lock_orders(conn: AsyncConnection, references: Sequence[str]) -> dict[str, int]:
+    """Lock the orders with these references (those that exist) until commit, in id order (two transactions
+    locking overlapping sets cannot deadlock on them); their ids by reference."""
+    rows = await (await driver_connection(conn)).fetch(
+        """SELECT id, order_reference FROM order_state.sales_order WHERE order_reference = ANY($1::text[])
+           ORDER BY id FOR UPDATE""",
+        list(dict.fromkeys(references)),
+    )
+    return {row[1]: row[0] for row in rows}
+
+
 async def load_items(
     conn: AsyncConnection,
     order_id: int,
@@ -194,8 +205,9 @@ async def assign_shipment(conn: AsyncConnection, order_id: int, item_ids: list[i
         )
 
 
-# The groups of an order that hold moved items are replaced: what stays as it was, and the moved items that end up
-# alike (same new state, entered now, same shipment) as one group each.
+# The groups of an order that hold moved items are replaced, and with them the groups the moved items join (same
+# new state, entered now, same shipment): what stays of each, and the moved items, regrouped so that items alike
+# are one group.
 _MOVE_ITEMS = text(
     """WITH change AS (
            SELECT * FROM unnest(CAST(:order_id AS bigint[]), CAST(:item_ids AS int8multirange[]),
@@ -204,30 +216,42 @@ _MOVE_ITEMS = text(
            SELECT order_id, range_agg(item_ids) AS item_ids FROM change GROUP BY order_id
        ), old AS (
            DELETE FROM order_state.sales_order_item_group g USING moved m
-           WHERE g.order_id = m.order_id AND g.item_ids && m.item_ids
+           WHERE g.order_id = m.order_id
+             AND (g.item_ids && m.item_ids
+                  OR g.state_changed_at = CAST(:now AS timestamptz)
+                     AND g.state IN (SELECT c.state FROM change c WHERE c.order_id = g.order_id))
            RETURNING g.order_id, g.item_ids, g.state, g.state_changed_at, g.shipment_id, m.item_ids AS moved
+       ), pieces AS (
+           SELECT order_id, item_ids - moved AS item_ids, state, state_changed_at, shipment_id FROM old
+           UNION ALL
+           SELECT o.order_id, o.item_ids * c.item_ids, c.state, CAST(:now AS timestamptz), o.shipment_id
+           FROM old o JOIN change c ON c.order_id = o.order_id AND o.item_ids && c.item_ids
        )
        INSERT INTO order_state.sales_order_item_group (order_id, item_ids, state, state_changed_at, shipment_id)
-       SELECT order_id, item_ids - moved, state, state_changed_at, shipment_id FROM old
-       WHERE NOT isempty(item_ids - moved)
-       UNION ALL
-       SELECT o.order_id, range_agg(o.item_ids * c.item_ids), c.state, CAST(:now AS timestamptz), o.shipment_id
-       FROM old o JOIN change c ON c.order_id = o.order_id AND o.item_ids && c.item_ids
-       GROUP BY o.order_id, c.state, o.shipment_id"""
+       SELECT order_id, range_agg(item_ids), state, state_changed_at, shipment_id FROM pieces
+       WHERE NOT isempty(item_ids)
+       GROUP BY order_id, state, state_changed_at, shipment_id"""
 )
+# The same for items put into a shipment: their state and entry time stay.
 _ASSIGN_SHIPMENT = text(
     """WITH old AS (
            DELETE FROM order_state.sales_order_item_group g
-           WHERE g.order_id = :order_id AND g.item_ids && CAST(:item_ids AS int8multirange)
+           WHERE g.order_id = :order_id
+             AND (g.item_ids && CAST(:item_ids AS int8multirange) OR g.shipment_id = CAST(:shipment_id AS bigint))
            RETURNING g.order_id, g.item_ids, g.state, g.state_changed_at, g.shipment_id
+       ), pieces AS (
+           SELECT order_id, item_ids - CAST(:item_ids AS int8multirange) AS item_ids, state, state_changed_at,
+                  shipment_id
+           FROM old
+           UNION ALL
+           SELECT order_id, item_ids * CAST(:item_ids AS int8multirange), state, state_changed_at,
+                  CAST(:shipment_id AS bigint)
+           FROM old
        )
        INSERT INTO order_state.sales_order_item_group (order_id, item_ids, state, state_changed_at, shipment_id)
-       SELECT order_id, item_ids - CAST(:item_ids AS int8multirange), state, state_changed_at, shipment_id FROM old
-       WHERE NOT isempty(item_ids - CAST(:item_ids AS int8multirange))
-       UNION ALL
-       SELECT order_id, range_agg(item_ids * CAST(:item_ids AS int8multirange)), state, state_changed_at,
-              CAST(:shipment_id AS bigint)
-       FROM old GROUP BY order_id, state, state_changed_at"""
+       SELECT order_id, range_agg(item_ids), state, state_changed_at, shipment_id FROM pieces
+       WHERE NOT isempty(item_ids)
+       GROUP BY order_id, state, state_changed_at, shipment_id"""
 )
 
 

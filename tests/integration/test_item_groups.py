@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from schemas import ShipmentCreated, to_ranges
 from services.order_state import handlers
+from services.order_state.domain.process.engine import Plan
 from services.order_state.item_events import fire
 from services.order_state.process_catalog import ProcessCatalog
-from services.order_state.state_store import load_items, lock_order
+from services.order_state.state_store import load_items, lock_order, write_plans
 from services.order_state.tables import outbox
 from services.runtime.consumer import Incoming
 from services.runtime.unit_of_work import UnitOfWork
@@ -132,3 +133,48 @@ async def test_events_and_shipments_split_groups_and_alike_items_join_again(engi
         found = await load_items(conn, order_row.id, state="confirmed", entered_at=entered)
         assert [item.id for item in found] == [b, d]
         assert await load_items(conn, order_row.id, state="confirmed", entered_at=entered - timedelta(seconds=1)) == []
+
+
+async def test_shipment_facts_of_one_batch_apply_in_turn_and_unknown_orders_are_skipped(engine, settings):
+    order = order_with([(4, True, False)])
+    await place(engine, settings, order)
+    reference = order.order_reference
+    a, b, c, d = [item[0] for item in await view(engine, reference)]
+    address = {"first_name": "Anna", "last_name": "Schmidt", "address1": "Main 1", "zip_code": "1", "city": "B"}
+
+    def created(shipment: int, chosen: list[int], of: str = reference) -> Incoming:
+        fact = ShipmentCreated(
+            order_reference=of,
+            shipment_id=shipment,
+            address=dict(address, country="DE"),
+            method={"key": "dhl", "name": "DHL", "price": 0},
+            expense={"amount": 0, "currency": "EUR"},
+            item_id_ranges=to_ranges(chosen),
+        )
+        return Incoming(fact, RECORD)
+
+    batch = [created(7, [a, b, c, d]), created(8, [c], of="DE--NO-SUCH-ORDER"), created(9, [b, c]), created(7, [c])]
+    async with engine.begin() as conn:
+        await handlers.assign_shipments(UnitOfWork(conn, outbox, "order_state"), batch)
+    assert await groups(engine, reference) == [
+        (f"{{[{a},{b}),[{c},{d + 1})}}", "payment pending", 7),  # c back in 7 by the last fact, one group again
+        (f"{{[{b},{c})}}", "payment pending", 9),
+    ]
+
+
+async def test_items_moved_at_one_moment_into_one_state_are_one_group(engine, settings):
+    order = order_with([(4, True, False)])
+    await place(engine, settings, order)
+    a, b, c, d = [item[0] for item in await view(engine, order.order_reference)]
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        order_id = (await lock_order(conn, reference=order.order_reference)).id
+        for chosen in ([a], [c]):  # two plans in one transaction, at one moment (as a chain of commands could)
+            plan = Plan(
+                original_states=dict.fromkeys(chosen, "payment pending"), final_states=dict.fromkeys(chosen, "held")
+            )
+            await write_plans(conn, [(order_id, plan)], now)
+    assert await groups(engine, order.order_reference) == [
+        (f"{{[{a},{b}),[{c},{d})}}", "held", None),
+        (f"{{[{b},{c}),[{d},{d + 1})}}", "payment pending", None),
+    ]
