@@ -4,6 +4,7 @@ placed is one group; events and shipments split groups exactly, and the items re
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from schemas import ShipmentCreated, to_ranges
 from services.order_state import handlers
@@ -27,6 +28,17 @@ async def groups(engine, reference: str) -> list[tuple[str, str, int | None]]:
         r=reference,
     )
     return [(row.ids, row.state, row.shipment_id) for row in found]
+
+
+async def pay(engine, catalog: ProcessCatalog, reference: str, **chosen: Any) -> list[int]:
+    """Fire `pay` on the items of the order that load_items finds with `chosen`; the ids it found."""
+    async with engine.begin() as conn:
+        uow = UnitOfWork(conn, outbox, "order_state")
+        order_row = await lock_order(conn, reference=reference)
+        items = await load_items(conn, order_row.id, **chosen)
+        await fire(uow, catalog, order_row, items, "pay", datetime.now(UTC))
+        await uow.flush()
+    return [item.id for item in items]
 
 
 async def view(engine, reference: str) -> list[tuple[int, int, str, int, str]]:
@@ -91,26 +103,14 @@ async def test_events_and_shipments_split_groups_and_alike_items_join_again(engi
     ]
 
     # `pay` on shipment 7 only: its items move (and chain on to confirmed), shipment 8's stay.
-    async with engine.begin() as conn:
-        uow = UnitOfWork(conn, outbox, "order_state")
-        order_row = await lock_order(conn, reference=reference)
-        items = await load_items(conn, order_row.id, shipment_id=7)
-        assert [item.id for item in items] == [b, d]
-        await fire(uow, catalog, order_row, items, "pay", datetime.now(UTC))
-        await uow.flush()
+    assert await pay(engine, catalog, reference, shipment_id=7) == [b, d]
     assert await groups(engine, reference) == [
         (f"{{[{a},{b}),[{c},{d}),[{e},{e + 1})}}", "payment pending", 8),
         (f"{{[{b},{c}),[{d},{e})}}", "confirmed", 7),
     ]
 
     # The same on chosen items of shipment 8 (a and e): they leave c behind, in a group of its own.
-    async with engine.begin() as conn:
-        uow = UnitOfWork(conn, outbox, "order_state")
-        order_row = await lock_order(conn, reference=reference)
-        items = await load_items(conn, order_row.id, item_ids=[a, e, 10**12])  # an id of no item is ignored
-        assert [item.id for item in items] == [a, e]
-        await fire(uow, catalog, order_row, items, "pay", datetime.now(UTC))
-        await uow.flush()
+    assert await pay(engine, catalog, reference, item_ids=[a, e, 10**12]) == [a, e]  # an id of no item is ignored
     assert await groups(engine, reference) == [
         (f"{{[{a},{b}),[{e},{e + 1})}}", "confirmed", 8),
         (f"{{[{b},{c}),[{d},{e})}}", "confirmed", 7),
