@@ -30,6 +30,26 @@ async def groups(engine, reference: str) -> list[tuple[str, str, int | None]]:
     return [(row.ids, row.state, row.shipment_id) for row in found]
 
 
+def created(reference: str, shipment: int, chosen: list[int]) -> Incoming[ShipmentCreated]:
+    """shipment.created as shipping publishes it: the shipment and its items."""
+    fact = ShipmentCreated(
+        order_reference=reference,
+        shipment_id=shipment,
+        address={
+            "first_name": "Anna",
+            "last_name": "Schmidt",
+            "address1": "Main 1",
+            "zip_code": "1",
+            "city": "B",
+            "country": "DE",
+        },
+        method={"key": "dhl", "name": "DHL", "price": 0},
+        expense={"amount": 0, "currency": "EUR"},
+        item_id_ranges=to_ranges(chosen),
+    )
+    return Incoming(fact, RECORD)
+
+
 async def pay(engine, catalog: ProcessCatalog, reference: str, **chosen: Any) -> list[int]:
     """Fire `pay` on the items of the order that load_items finds with `chosen`; the ids it found."""
     async with engine.begin() as conn:
@@ -83,20 +103,10 @@ async def test_events_and_shipments_split_groups_and_alike_items_join_again(engi
     a, b, c, d, e = ids
 
     # Items b and d go into shipment 7, the rest into shipment 8: four groups (two spans each for shipment 8).
-    address = {"first_name": "Anna", "last_name": "Schmidt", "address1": "Main 1", "zip_code": "1", "city": "B"}
-    facts = [
-        ShipmentCreated(
-            order_reference=reference,
-            shipment_id=shipment,
-            address=dict(address, country="DE"),
-            method={"key": "dhl", "name": "DHL", "price": 0},
-            expense={"amount": 0, "currency": "EUR"},
-            item_id_ranges=to_ranges(chosen),
-        )
-        for shipment, chosen in ((7, [b, d]), (8, [a, c, e]))
-    ]
     async with engine.begin() as conn:
-        await handlers.assign_shipments(UnitOfWork(conn, outbox, "order_state"), [Incoming(f, RECORD) for f in facts])
+        await handlers.assign_shipments(
+            UnitOfWork(conn, outbox, "order_state"), [created(reference, 7, [b, d]), created(reference, 8, [a, c, e])]
+        )
     assert await groups(engine, reference) == [
         (f"{{[{a},{b}),[{c},{d}),[{e},{e + 1})}}", "payment pending", 8),
         (f"{{[{b},{c}),[{d},{e})}}", "payment pending", 7),
@@ -140,20 +150,12 @@ async def test_shipment_facts_of_one_batch_apply_in_turn_and_unknown_orders_are_
     await place(engine, settings, order)
     reference = order.order_reference
     a, b, c, d = [item[0] for item in await view(engine, reference)]
-    address = {"first_name": "Anna", "last_name": "Schmidt", "address1": "Main 1", "zip_code": "1", "city": "B"}
-
-    def created(shipment: int, chosen: list[int], of: str = reference) -> Incoming:
-        fact = ShipmentCreated(
-            order_reference=of,
-            shipment_id=shipment,
-            address=dict(address, country="DE"),
-            method={"key": "dhl", "name": "DHL", "price": 0},
-            expense={"amount": 0, "currency": "EUR"},
-            item_id_ranges=to_ranges(chosen),
-        )
-        return Incoming(fact, RECORD)
-
-    batch = [created(7, [a, b, c, d]), created(8, [c], of="DE--NO-SUCH-ORDER"), created(9, [b, c]), created(7, [c])]
+    batch = [
+        created(reference, 7, [a, b, c, d]),
+        created("DE--NO-SUCH-ORDER", 8, [c]),
+        created(reference, 9, [b, c]),
+        created(reference, 7, [c]),
+    ]
     async with engine.begin() as conn:
         await handlers.assign_shipments(UnitOfWork(conn, outbox, "order_state"), batch)
     assert await groups(engine, reference) == [
