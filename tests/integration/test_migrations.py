@@ -305,6 +305,12 @@ async def test_items_become_groups_and_rows_again_across_migration_0014(own_data
                       (8, 7, 2, 'B', 5, 'paid', '2026-12-01T10:00:00Z', 11),
                       (9, 7, 2, 'B', 5, 'new', '2026-12-01T09:00:00Z', NULL)"""
         )
+        await conn.execute(
+            """INSERT INTO order_state.state_timeout (order_id, state, event, entered_at, due_at)
+               VALUES (7, 'paid', 'ship', '2026-12-01T10:00:00Z', '2026-12-02T10:00:00Z')"""
+        )
+        waiting = "SELECT array_agg(item_id ORDER BY item_id) FROM order_state.item_timeout"
+        assert await conn.fetchval(waiting) == [1, 2, 3, 5, 8]
         before = [tuple(row) for row in await conn.fetch(items)]
         next_id = await conn.fetchval("SELECT nextval('order_state.sales_order_item_id_seq')")  # handed out
 
@@ -320,10 +326,12 @@ async def test_items_become_groups_and_rows_again_across_migration_0014(own_data
             ("{[4,5),[9,10)}", "new", None),
         ]
         assert await conn.fetchval("SELECT nextval('order_state.sales_order_item_id_seq')") > next_id
+        assert await conn.fetchval(waiting) == [1, 2, 3, 5, 8]  # the items a timeout stands for, from the groups
 
         await asyncio.to_thread(command.downgrade, config, "0013")
         assert [tuple(row) for row in await conn.fetch(items)] == before
         assert await conn.fetchval(PRIMARY_KEY, "sales_order_item") == ["order_id", "id"]
+        assert await conn.fetchval(waiting) == [1, 2, 3, 5, 8]
         added = await conn.fetchval(
             "INSERT INTO order_state.sales_order_item (order_id, line_number, sku, quantity, state) "
             "VALUES (7, 1, 'A', 1, 'new') RETURNING id"

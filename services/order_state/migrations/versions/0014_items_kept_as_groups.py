@@ -46,8 +46,18 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL unnest(g.item_ids * line.ids) AS span
 CROSS JOIN LATERAL generate_series(lower(span), upper(span) - 1) AS item(id)
 """
-# Due times per item (migration 0002), over the items as they are read.
+# Due times per item (migration 0002): a timeout stands for the items still in its state since its entry time.
 TIMEOUT_VIEW = """
+CREATE VIEW order_state.item_timeout AS
+SELECT item.id AS item_id, t.order_id, t.state, t.event, t.entered_at, t.due_at
+FROM order_state.state_timeout t
+JOIN order_state.sales_order_item_group g
+  ON g.order_id = t.order_id AND g.state = t.state AND g.state_changed_at = t.entered_at
+CROSS JOIN LATERAL unnest(g.item_ids) AS span
+CROSS JOIN LATERAL generate_series(lower(span), upper(span) - 1) AS item(id)
+"""
+# What it was over the items' table (0002), for going back.
+TIMEOUT_VIEW_OF_ITEM_ROWS = """
 CREATE VIEW order_state.item_timeout AS
 SELECT i.id AS item_id, t.order_id, t.state, t.event, t.entered_at, t.due_at
 FROM order_state.state_timeout t
@@ -117,6 +127,6 @@ def downgrade() -> None:
            FROM order_state.item_id_seq"""
     )
     op.execute("DROP VIEW order_state.sales_order_item_view")
-    op.execute(TIMEOUT_VIEW)
+    op.execute(TIMEOUT_VIEW_OF_ITEM_ROWS)
     op.execute("DROP TABLE order_state.sales_order_item_group")
     op.execute("DROP SEQUENCE order_state.item_id_seq")
