@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,8 +38,8 @@ from services.order_state.domain.process.plugins import ItemFacts, OrderFacts
 from services.order_state.domain.splitting import ItemSplit, split_line
 from services.order_state.item_events import fire, publish_outcome
 from services.order_state.process_catalog import ProcessCatalog, UnknownProcess
+from services.order_state.state_store import assign_shipments as assign_shipments_to
 from services.order_state.state_store import (
-    assign_shipment,
     load_items,
     lock_order,
     lock_orders,
@@ -438,9 +439,12 @@ async def assign_shipments(
 ) -> None:
     """Learn from shipping which shipment each item is in (at placement and after splits), so events can
     be triggered per shipment."""
-    # The batch's orders are locked first, in one statement (their item groups are rewritten); then each fact in
-    # turn, as a later one may move items an earlier one placed.
+    # The batch's orders are locked first, in one statement (their item groups are rewritten). The facts then
+    # go in as few statements as their items allow: one for all, unless a fact moves items an earlier one of the
+    # batch placed (a split after a creation), which must see that one done first.
     order_ids = await lock_orders(uow.conn, [incoming.event.order_reference for incoming in facts])
+    pending: list[tuple[int, list[int], int]] = []
+    placed: dict[int, set[int]] = defaultdict(set)
     for incoming in facts:
         fact = incoming.event
         shipment_id = fact.shipment_id if isinstance(fact, ShipmentCreated) else fact.to_shipment_id
@@ -448,7 +452,13 @@ async def assign_shipments(
         if order_id is None:
             log.warning("%s for unknown order %s ignored", fact.event_type, fact.order_reference)
             continue
-        await assign_shipment(uow.conn, order_id, list(fact.item_ids), shipment_id)
+        item_ids = list(fact.item_ids)
+        if not placed[order_id].isdisjoint(item_ids):
+            await assign_shipments_to(uow.conn, pending)
+            pending, placed = [], defaultdict(set)
+        pending.append((order_id, item_ids, shipment_id))
+        placed[order_id].update(item_ids)
+    await assign_shipments_to(uow.conn, pending)
 
 
 async def update_custom_references(

@@ -196,12 +196,18 @@ async def write_plans(conn: AsyncConnection, plans: list[tuple[int, Plan]], now:
     await record_plans(conn, plans, now)
 
 
-async def assign_shipment(conn: AsyncConnection, order_id: int, item_ids: list[int], shipment_id: int) -> None:
-    """Put items of a locked order (lock_order) into a shipment; their state and entry time stay."""
-    if item_ids:
+async def assign_shipments(conn: AsyncConnection, changes: Sequence[tuple[int, Sequence[int], int]]) -> None:
+    """Put items of locked orders (lock_orders) into shipments: (order id, item ids, shipment id), the item sets of
+    one order disjoint; their state and entry time stay. One statement for all: an order of 10,000 shipments
+    announced one by one costs a pass over its groups per batch, not per shipment."""
+    if changes:
         await conn.execute(
-            _ASSIGN_SHIPMENT,
-            {"order_id": order_id, "item_ids": ranges_of(sorted(item_ids)), "shipment_id": shipment_id},
+            _ASSIGN_SHIPMENTS,
+            {
+                "order_id": [order_id for order_id, _, _ in changes],
+                "item_ids": [ranges_of(sorted(ids)) for _, ids, _ in changes],
+                "shipment_id": [shipment_id for _, _, shipment_id in changes],
+            },
         )
 
 
@@ -232,21 +238,23 @@ _MOVE_ITEMS = text(
        WHERE NOT isempty(item_ids)
        GROUP BY order_id, state, state_changed_at, shipment_id"""
 )
-# The same for items put into a shipment: their state and entry time stay.
-_ASSIGN_SHIPMENT = text(
-    """WITH old AS (
-           DELETE FROM order_state.sales_order_item_group g
-           WHERE g.order_id = :order_id
-             AND (g.item_ids && CAST(:item_ids AS int8multirange) OR g.shipment_id = CAST(:shipment_id AS bigint))
-           RETURNING g.order_id, g.item_ids, g.state, g.state_changed_at, g.shipment_id
+# The same for items put into shipments: their state and entry time stay.
+_ASSIGN_SHIPMENTS = text(
+    """WITH change AS (
+           SELECT * FROM unnest(CAST(:order_id AS bigint[]), CAST(:item_ids AS int8multirange[]),
+                                CAST(:shipment_id AS bigint[])) AS c(order_id, item_ids, shipment_id)
+       ), moved AS (
+           SELECT order_id, range_agg(item_ids) AS item_ids, array_agg(shipment_id) AS shipments
+           FROM change GROUP BY order_id
+       ), old AS (
+           DELETE FROM order_state.sales_order_item_group g USING moved m
+           WHERE g.order_id = m.order_id AND (g.item_ids && m.item_ids OR g.shipment_id = ANY(m.shipments))
+           RETURNING g.order_id, g.item_ids, g.state, g.state_changed_at, g.shipment_id, m.item_ids AS moved
        ), pieces AS (
-           SELECT order_id, item_ids - CAST(:item_ids AS int8multirange) AS item_ids, state, state_changed_at,
-                  shipment_id
-           FROM old
+           SELECT order_id, item_ids - moved AS item_ids, state, state_changed_at, shipment_id FROM old
            UNION ALL
-           SELECT order_id, item_ids * CAST(:item_ids AS int8multirange), state, state_changed_at,
-                  CAST(:shipment_id AS bigint)
-           FROM old
+           SELECT o.order_id, o.item_ids * c.item_ids, o.state, o.state_changed_at, c.shipment_id
+           FROM old o JOIN change c ON c.order_id = o.order_id AND o.item_ids && c.item_ids
        )
        INSERT INTO order_state.sales_order_item_group (order_id, item_ids, state, state_changed_at, shipment_id)
        SELECT order_id, range_agg(item_ids), state, state_changed_at, shipment_id FROM pieces

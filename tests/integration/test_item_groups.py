@@ -15,8 +15,16 @@ from services.order_state.state_store import load_items, lock_order, write_plans
 from services.order_state.tables import outbox
 from services.runtime.consumer import Incoming
 from services.runtime.unit_of_work import UnitOfWork
-from tests.integration.test_placement_rules import RECORD, order_with, place
+from tests.integration.test_placement_rules import RECORD, order_with
 from tests.support import rows
+
+
+async def place(engine, settings, order, *, compressed_batches: bool = False) -> None:
+    """Store the order as placement does, its events left unpublished: the services the end-to-end tests keep
+    running would otherwise give its items shipments of their own while a test here assigns them."""
+    async with engine.begin() as conn:
+        uow = UnitOfWork(conn, outbox, "order_state", compressed_batches=compressed_batches)
+        await handlers.place_orders(uow, [Incoming(order, RECORD)], ProcessCatalog.load(settings))
 
 
 async def groups(engine, reference: str) -> list[tuple[str, str, int | None]]:
@@ -180,3 +188,22 @@ async def test_items_moved_at_one_moment_into_one_state_are_one_group(engine, se
         (f"{{[{a},{b}),[{c},{d})}}", "held", None),
         (f"{{[{b},{c}),[{d},{d + 1})}}", "payment pending", None),
     ]
+
+
+async def test_an_order_of_thousands_of_shipments_gets_each_item_into_its_own(engine, settings):
+    order = order_with([(1, True, False)] * 3_000)  # 3,000 lines to 3,000 addresses, announced in two batches
+    await place(engine, settings, order, compressed_batches=True)
+    reference = order.order_reference
+    ids = [item[0] for item in await view(engine, reference)]
+    facts = [created(reference, 10_000 + n, [item]) for n, item in enumerate(ids)]
+    for batch in (facts[:2_000], facts[2_000:]):
+        async with engine.begin() as conn:
+            await handlers.assign_shipments(UnitOfWork(conn, outbox, "order_state"), batch)
+    shipments = await rows(
+        engine,
+        """SELECT i.id, i.shipment_id FROM order_state.sales_order_item i
+           JOIN order_state.sales_order o ON o.id = i.order_id WHERE o.order_reference = :r ORDER BY i.id""",
+        r=reference,
+    )
+    assert [(row.id, row.shipment_id) for row in shipments] == [(item, 10_000 + n) for n, item in enumerate(ids)]
+    assert len(await groups(engine, reference)) == 3_000
