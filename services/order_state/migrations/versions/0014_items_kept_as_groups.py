@@ -29,22 +29,31 @@ depends_on = None
 
 BLOCK = 64
 
-# One row per item, from the groups and the order's lines (each line's `item_id_ranges` are [first, last] pairs).
+# One row per item, from the groups and the order's lines (each line's `item_id_ranges` are [first, last] pairs):
+# an order's line spans are read once into sorted arrays, and each item finds its span by binary search
+# (width_bucket), so an order of thousands of groups and lines costs one pass over its items.
 ITEM_VIEW = """
 CREATE VIEW order_state.sales_order_item AS
-SELECT item.id, g.order_id, line.line_number, line.sku, line.quantity, g.state, g.state_changed_at, g.shipment_id
-FROM order_state.sales_order_item_group g
-JOIN order_state.sales_order o ON o.id = g.order_id
+SELECT item.id, o.id AS order_id, spans.line_numbers[at.n] AS line_number, spans.skus[at.n] AS sku,
+       spans.quantities[at.n] AS quantity, g.state, g.state_changed_at, g.shipment_id
+FROM order_state.sales_order o
 CROSS JOIN LATERAL (
-    SELECT coalesce(CAST(l.value->>'line_number' AS integer), CAST(l.n AS integer)) AS line_number,
-           l.value->>'sku' AS sku,
-           CAST(l.value->>'item_quantity' AS integer) AS quantity,
-           int8multirange(int8range(CAST(p.value->>0 AS bigint), CAST(p.value->>1 AS bigint), '[]')) AS ids
-    FROM json_array_elements(CAST(o.lines AS json)) WITH ORDINALITY AS l(value, n)
-    CROSS JOIN LATERAL json_array_elements(l.value->'item_id_ranges') AS p
-) line
-CROSS JOIN LATERAL unnest(g.item_ids * line.ids) AS span
+    SELECT array_agg(s.first ORDER BY s.first) AS firsts, array_agg(s.last ORDER BY s.first) AS lasts,
+           array_agg(s.line_number ORDER BY s.first) AS line_numbers, array_agg(s.sku ORDER BY s.first) AS skus,
+           array_agg(s.quantity ORDER BY s.first) AS quantities
+    FROM (
+        SELECT CAST(p.value->>0 AS bigint) AS first, CAST(p.value->>1 AS bigint) AS last,
+               coalesce(CAST(l.value->>'line_number' AS integer), CAST(l.n AS integer)) AS line_number,
+               l.value->>'sku' AS sku, CAST(l.value->>'item_quantity' AS integer) AS quantity
+        FROM json_array_elements(CAST(o.lines AS json)) WITH ORDINALITY AS l(value, n)
+        CROSS JOIN LATERAL json_array_elements(l.value->'item_id_ranges') AS p
+    ) s
+) spans
+JOIN order_state.sales_order_item_group g ON g.order_id = o.id
+CROSS JOIN LATERAL unnest(g.item_ids) AS span
 CROSS JOIN LATERAL generate_series(lower(span), upper(span) - 1) AS item(id)
+CROSS JOIN LATERAL (SELECT width_bucket(item.id, spans.firsts) AS n) at
+WHERE item.id <= spans.lasts[at.n]
 """
 # Due times per item (migration 0002): a timeout stands for the items still in its state since its entry time.
 TIMEOUT_VIEW = """
