@@ -38,11 +38,12 @@ from services.order_state.domain.process.plugins import ItemFacts, OrderFacts
 from services.order_state.domain.splitting import ItemSplit, split_line
 from services.order_state.item_events import fire, publish_outcome
 from services.order_state.process_catalog import ProcessCatalog, UnknownProcess
-from services.order_state.state_store import assign_shipments as assign_shipments_to
 from services.order_state.state_store import (
     load_items,
     lock_order,
     lock_orders,
+    put_into_shipments,
+    ranges_by_state,
     ranges_of,
     record_plans,
     reserve_ids,
@@ -254,10 +255,7 @@ async def place_orders(
         if len(set(finals.values())) == 1:
             item_rows.append((order_id, ranges_of(item_ids), finals[item_ids[0]], *stamp))
         else:
-            by_state: dict[str, list[int]] = {}
-            for item_id, state in finals.items():
-                by_state.setdefault(state, []).append(item_id)
-            item_rows += [(order_id, ranges_of(sorted(ids)), state, *stamp) for state, ids in by_state.items()]
+            item_rows += [(order_id, ranges, state, *stamp) for state, ranges in ranges_by_state(finals)]
         event_id = new_event_id()
         created = order_created_json(order, event_id, cause, placement.process_name, now, placement.parts)
         uow.publish_serialized(OrderCreated.TOPIC, reference, event_id, created)
@@ -454,11 +452,11 @@ async def assign_shipments(
             continue
         item_ids = list(fact.item_ids)
         if not placed[order_id].isdisjoint(item_ids):
-            await assign_shipments_to(uow.conn, pending)
+            await put_into_shipments(uow.conn, pending)
             pending, placed = [], defaultdict(set)
         pending.append((order_id, item_ids, shipment_id))
         placed[order_id].update(item_ids)
-    await assign_shipments_to(uow.conn, pending)
+    await put_into_shipments(uow.conn, pending)
 
 
 async def update_custom_references(

@@ -11,7 +11,7 @@ from itertools import chain, islice, repeat
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.items import to_ranges
@@ -184,19 +184,16 @@ async def write_plans(conn: AsyncConnection, plans: list[tuple[int, Plan]], now:
     moved: list[tuple[tuple[int, int], ...]] = []
     states: list[str] = []
     for order_id, plan in plans:
-        by_state: dict[str, list[int]] = defaultdict(list)
-        for item_id, state in plan.changed.items():
-            by_state[state].append(item_id)
-        for state, ids in by_state.items():
+        for state, ranges in ranges_by_state(plan.changed):
             order_ids.append(order_id)
-            moved.append(ranges_of(sorted(ids)))
+            moved.append(ranges)
             states.append(state)
     if order_ids:
         await conn.execute(_MOVE_ITEMS, {"order_id": order_ids, "item_ids": moved, "state": states, "now": now})
     await record_plans(conn, plans, now)
 
 
-async def assign_shipments(conn: AsyncConnection, changes: Sequence[tuple[int, Sequence[int], int]]) -> None:
+async def put_into_shipments(conn: AsyncConnection, changes: Sequence[tuple[int, Sequence[int], int]]) -> None:
     """Put items of locked orders (lock_orders) into shipments: (order id, item ids, shipment id), the item sets of
     one order disjoint; their state and entry time stay. One statement for all: an order of 10,000 shipments
     announced one by one costs a pass over its groups per batch, not per shipment."""
@@ -211,55 +208,49 @@ async def assign_shipments(conn: AsyncConnection, changes: Sequence[tuple[int, S
         )
 
 
-# The groups of an order that hold moved items are replaced, and with them the groups the moved items join (same
-# new state, entered now, same shipment): what stays of each, and the moved items, regrouped so that items alike
-# are one group.
-_MOVE_ITEMS = text(
-    """WITH change AS (
-           SELECT * FROM unnest(CAST(:order_id AS bigint[]), CAST(:item_ids AS int8multirange[]),
-                                CAST(:state AS text[])) AS c(order_id, item_ids, state)
-       ), moved AS (
-           SELECT order_id, range_agg(item_ids) AS item_ids FROM change GROUP BY order_id
-       ), old AS (
-           DELETE FROM order_state.sales_order_item_group g USING moved m
-           WHERE g.order_id = m.order_id
-             AND (g.item_ids && m.item_ids
-                  OR g.state_changed_at = CAST(:now AS timestamptz)
-                     AND g.state IN (SELECT c.state FROM change c WHERE c.order_id = g.order_id))
-           RETURNING g.order_id, g.item_ids, g.state, g.state_changed_at, g.shipment_id, m.item_ids AS moved
-       ), pieces AS (
-           SELECT order_id, item_ids - moved AS item_ids, state, state_changed_at, shipment_id FROM old
-           UNION ALL
-           SELECT o.order_id, o.item_ids * c.item_ids, c.state, CAST(:now AS timestamptz), o.shipment_id
-           FROM old o JOIN change c ON c.order_id = o.order_id AND o.item_ids && c.item_ids
-       )
-       INSERT INTO order_state.sales_order_item_group (order_id, item_ids, state, state_changed_at, shipment_id)
-       SELECT order_id, range_agg(item_ids), state, state_changed_at, shipment_id FROM pieces
-       WHERE NOT isempty(item_ids)
-       GROUP BY order_id, state, state_changed_at, shipment_id"""
+def _regroup(key: str, key_type: str, joined: str, moved: str) -> TextClause:
+    """The statement that rewrites item groups for changes (order_id, item_ids, `key`), given as arrays: the groups
+    of an order that hold changed items are deleted, and with them the groups the changed items join (`joined`,
+    over a group `g` and the order's changes `m`, whose `keys` are the changes' `key` values); what stays of each
+    goes back, and the changed items with their new columns (`moved`: state, entry time and shipment, over an old
+    group `o` and a change `c`), regrouped so that items alike are one group. The item sets of one order's changes
+    are disjoint."""
+    return text(
+        f"""WITH change AS (
+               SELECT * FROM unnest(CAST(:order_id AS bigint[]), CAST(:item_ids AS int8multirange[]),
+                                    CAST(:{key} AS {key_type}[])) AS c(order_id, item_ids, {key})
+           ), moved AS (
+               SELECT order_id, range_agg(item_ids) AS item_ids, array_agg({key}) AS keys FROM change GROUP BY order_id
+           ), old AS (
+               DELETE FROM order_state.sales_order_item_group g USING moved m
+               WHERE g.order_id = m.order_id AND (g.item_ids && m.item_ids OR {joined})
+               RETURNING g.order_id, g.item_ids, g.state, g.state_changed_at, g.shipment_id, m.item_ids AS moved
+           ), pieces AS (
+               SELECT order_id, item_ids - moved AS item_ids, state, state_changed_at, shipment_id FROM old
+               UNION ALL
+               SELECT o.order_id, o.item_ids * c.item_ids, {moved}
+               FROM old o JOIN change c ON c.order_id = o.order_id AND o.item_ids && c.item_ids
+           )
+           INSERT INTO order_state.sales_order_item_group (order_id, item_ids, state, state_changed_at, shipment_id)
+           SELECT order_id, range_agg(item_ids), state, state_changed_at, shipment_id FROM pieces
+           WHERE NOT isempty(item_ids)
+           GROUP BY order_id, state, state_changed_at, shipment_id"""
+    )
+
+
+# Items moved to new states, entered now: they join the groups already in their new state since now.
+_MOVE_ITEMS = _regroup(
+    "state",
+    "text",
+    joined="g.state_changed_at = CAST(:now AS timestamptz) AND g.state = ANY(m.keys)",
+    moved="c.state, CAST(:now AS timestamptz), o.shipment_id",
 )
-# The same for items put into shipments: their state and entry time stay.
-_ASSIGN_SHIPMENTS = text(
-    """WITH change AS (
-           SELECT * FROM unnest(CAST(:order_id AS bigint[]), CAST(:item_ids AS int8multirange[]),
-                                CAST(:shipment_id AS bigint[])) AS c(order_id, item_ids, shipment_id)
-       ), moved AS (
-           SELECT order_id, range_agg(item_ids) AS item_ids, array_agg(shipment_id) AS shipments
-           FROM change GROUP BY order_id
-       ), old AS (
-           DELETE FROM order_state.sales_order_item_group g USING moved m
-           WHERE g.order_id = m.order_id AND (g.item_ids && m.item_ids OR g.shipment_id = ANY(m.shipments))
-           RETURNING g.order_id, g.item_ids, g.state, g.state_changed_at, g.shipment_id, m.item_ids AS moved
-       ), pieces AS (
-           SELECT order_id, item_ids - moved AS item_ids, state, state_changed_at, shipment_id FROM old
-           UNION ALL
-           SELECT o.order_id, o.item_ids * c.item_ids, o.state, o.state_changed_at, c.shipment_id
-           FROM old o JOIN change c ON c.order_id = o.order_id AND o.item_ids && c.item_ids
-       )
-       INSERT INTO order_state.sales_order_item_group (order_id, item_ids, state, state_changed_at, shipment_id)
-       SELECT order_id, range_agg(item_ids), state, state_changed_at, shipment_id FROM pieces
-       WHERE NOT isempty(item_ids)
-       GROUP BY order_id, state, state_changed_at, shipment_id"""
+# Items put into shipments, their state and entry time kept: they join the groups already in their shipment.
+_ASSIGN_SHIPMENTS = _regroup(
+    "shipment_id",
+    "bigint",
+    joined="g.shipment_id = ANY(m.keys)",
+    moved="o.state, o.state_changed_at, c.shipment_id",
 )
 
 
@@ -306,6 +297,14 @@ COMMAND_COLUMNS = (
     "error",
     "created_at",
 )
+
+
+def ranges_by_state(states: dict[int, str]) -> list[tuple[str, tuple[tuple[int, int], ...]]]:
+    """Items given as id -> state, as each state with its items' ids as an int8multirange (see ranges_of)."""
+    by_state: dict[str, list[int]] = defaultdict(list)
+    for item_id, state in states.items():
+        by_state[state].append(item_id)
+    return [(state, ranges_of(sorted(ids))) for state, ids in by_state.items()]
 
 
 def ranges_of(item_ids: Sequence[int]) -> tuple[tuple[int, int], ...]:
