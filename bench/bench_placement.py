@@ -495,6 +495,10 @@ async def raw_limit(settings: Settings, orders: int, run: str, consumers: int = 
             group_id=f"bench-raw-{run}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # Fetched as order_state's consumer fetches (see Settings): the limit is of the broker and the
+            # database, not of a consumer's settings.
+            max_partition_fetch_bytes=settings.consumer_max_partition_fetch_bytes,
+            fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         )
         await consumer.start()
         try:

@@ -157,6 +157,7 @@ class EventConsumer:
             batch=True,
             max_records=settings.consumer_batch_size,
             max_partition_fetch_bytes=settings.consumer_max_partition_fetch_bytes,
+            fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
             session_timeout_ms=settings.kafka_session_timeout_ms,

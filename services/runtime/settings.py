@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     # burst spent about a tenth more CPU per order (alternating runs, bench/README).
     consumer_batch_size: int = 2_000
     consumer_max_partition_fetch_bytes: int = 4 * 1024 * 1024
+    # How long the broker may hold a fetch that finds no new records (Kafka's default is 500 ms). A consumer has
+    # one fetch in flight per broker, and it leaves out partitions whose fetched records are not handled yet: once
+    # one of its partitions is drained, the next fetch asks for that one only and waits this long before the
+    # others are asked again. Two replicas draining a burst of 40,000 orders stood idle 400 ms at a time near its
+    # end: 8,003-9,980 orders/s stored at 500 ms vs 11,018-12,310 at 100 (3 alternating rounds). An idle replica
+    # then asks ten times a second (two idle order_state replicas: 1% of a core more, the embedded broker 2.5%).
+    consumer_fetch_max_wait_ms: int = 100
     consumer_max_attempts: int = Field(default=3, description="Attempts before a failing message is dead-lettered.")
     retry_backoff_max_seconds: float = 30.0
     relay_batch_size: int = 1_000
