@@ -17,8 +17,9 @@ from the database's clock: "stored" from the start of the first batch that began
 had published the whole burst (the replicas start on it while it is being published, and the producer shares
 the machine) to the last batch's start, "published" from that first batch's start until the outbox is empty
 (every order.created and item.state_changed handed to Kafka). On Linux each run also reports the CPU time per
-order of the order_state processes, of PostgreSQL's server processes and of the broker, from the moment the
-burst is published until the outbox is empty (the bench's own polling of the database, a few index lookups a
+order of the order_state processes, of PostgreSQL's server processes (those that ended meanwhile too) and of
+the broker, from the moment the burst is published until the outbox is empty (the bench's own polling of the
+database, a few index lookups a
 second, counts as PostgreSQL's). Each run is printed with a probe of the machine's speed taken just before it
 (the time to validate one order.placed on one core): this shared virtual machine's speed moves by a third or
 more within the hour, and the probe shows when a slow run met a slow machine. With it, the share of the
@@ -194,6 +195,17 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def reaped_children_seconds(pid: int) -> float:
+    """CPU time of the children of `pid` that have exited and been waited for (Linux /proc: cutime + cstime):
+    PostgreSQL's autovacuum workers and backends come and go, and a live-process sum alone would lose what one
+    that ended spent (and go down when one that had run before the window ends within it)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
 def with_children(root: int) -> list[int]:
     """`root` and its child processes (PostgreSQL's server processes under the postmaster)."""
     pids = [root]
@@ -217,7 +229,7 @@ class CpuGroups:
     def sample(self) -> dict[str, float]:
         return {
             "order_state": cpu_seconds(self.services),
-            "PostgreSQL": cpu_seconds(with_children(self.postmaster)),
+            "PostgreSQL": cpu_seconds(with_children(self.postmaster)) + reaped_children_seconds(self.postmaster),
             "broker": cpu_seconds([self.broker]),
         }
 
