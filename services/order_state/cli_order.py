@@ -162,8 +162,9 @@ def show(
     custom = f" ({order['custom_order_reference']})" if order["custom_order_reference"] else ""
     console.print(
         f"[bold]Order {order['order_reference']}[/bold]{custom}  store {order['store']}  "
-        f"process {order['process_name']}  placed {order['placed_at']:%Y-%m-%d %H:%M} UTC  "
-        f"customer {order['customer_email']}"
+        f"process {order['process_name']}  placed {order['placed_at']:%Y-%m-%d %H:%M} UTC\n"
+        f"customer {order['customer_reference']} ({order['customer_email']})",
+        highlight=False,
     )
     for state, count in sorted(page.item_count_by_state.items()):
         manual = ", ".join(page.manual_events[state]) or "none"
@@ -256,7 +257,12 @@ def cancel(
     item_values: ItemsOption = None,
     shipment: Annotated[int | None, typer.Option("--shipment", help="Only this shipment (back office).")] = None,
     as_customer: Annotated[
-        str | None, typer.Option("--as-customer", help="Ask as this customer (whole order, within the window).")
+        str | None,
+        typer.Option(
+            "--as-customer",
+            help="Ask as the customer with this customer reference (`oms order show` prints it): the whole "
+            "order, within the window.",
+        ),
     ] = None,
     reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
     wait: WaitOption = True,

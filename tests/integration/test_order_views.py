@@ -83,6 +83,9 @@ async def test_order_page_shows_items_by_state_time_history_and_possible_events(
     assert text_page.returncode == 0
     assert f"Order {reference}" in text_page.stdout
     assert "manual events now: pay, cancel" in text_page.stdout
+    # The customer reference, which `oms order cancel --as-customer` asks for, next to the e-mail address.
+    customer = order["customer"]
+    assert f"customer {customer['customer_reference']} ({customer['email']})" in text_page.stdout
 
     missing = oms("order", "show", "DE--NOPE", env=servers.env)
     assert missing.returncode != 0
