@@ -27,6 +27,7 @@ from pathlib import Path
 from bench.bench_placement import (
     GROUP_SETTLE_SECONDS,
     Throughput,
+    checkpoint,
     cpu_groups,
     encoded,
     ordinary_order,
@@ -59,6 +60,7 @@ async def one_round(
         await start_and_join(services)
         await throughput(settings, f"WARM{name}", WARMUP, published=True)
         await asyncio.sleep(GROUP_SETTLE_SECONDS)
+        await checkpoint(settings)  # no timed checkpoint within the window (see bench_placement.checkpoint)
         await publish(settings, "order.placed", measured)
         rate = await throughput(
             settings, name, orders, services=services, cpu=cpu_groups(stack, services), from_now=True

@@ -19,10 +19,12 @@ the machine) to the last batch's start, "published" from that first batch's star
 (every order.created and item.state_changed handed to Kafka). On Linux each run also reports the CPU time per
 order of the order_state processes, of PostgreSQL's server processes (those that ended meanwhile too) and of
 the broker, from the moment the burst is published until the outbox is empty (the bench's own polling of the
-database, a few index lookups a
-second, counts as PostgreSQL's). Each run is printed with a probe of the machine's speed taken just before it
-(the time to validate one order.placed on one core): this shared virtual machine's speed moves by a third or
-more within the hour, and the probe shows when a slow run met a slow machine. With it, the share of the
+database, a few index lookups a second, counts as PostgreSQL's). PostgreSQL checkpoints just before each run
+and each raw limit, so that its timed checkpoint (every 5 minutes) does not fall within some windows and not
+others; what a run wrote is checkpointed after it, and that CPU is printed apart. Each run is printed with a
+probe of the machine's speed taken just before it (the time to validate one order.placed on one core): this
+shared virtual machine's speed moves by a third or more within the hour, and the probe shows when a slow run
+met a slow machine. With it, the share of the
 machine's cores that stayed idle and that the host stole (time the virtual cores could have run but the host
 ran something else: 0 most of the time, 8-25% in some runs of 2026-12-03), from the moment the burst is
 published until the outbox is empty.
@@ -162,6 +164,7 @@ class Throughput:
     raw_after: float | None = None  # the same, just after (the machine's speed moves within a minute)
     probe: float | None = None  # the machine's speed just before: see machine_probe()
     machine: dict[str, float] | None = None  # shares of the machine's CPU time during the run: see machine_times()
+    checkpoint_after: float | None = None  # PostgreSQL CPU per order, checkpointing what the run wrote
 
 
 def machine_times() -> list[int] | None:
@@ -344,6 +347,31 @@ async def throughput(
         await conn.close()
 
 
+async def checkpoint(settings: Settings) -> None:
+    """A PostgreSQL checkpoint now, before a measured window: PostgreSQL takes one every 5 minutes
+    (checkpoint_timeout), writing out everything written since the last one, and a timed one that fell within a
+    run's few seconds doubled PostgreSQL's CPU per order in that run (33-36 us per order in runs without one vs
+    54-69 with one, 2026-12-04), whichever code ran. Each run (and each raw limit) starts just after one instead,
+    and what the run wrote is checkpointed after it, measured apart (`checkpoint_after`)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    try:
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+async def checkpoint_cost(settings: Settings, cpu: CpuGroups | None, orders: int) -> float | None:
+    """PostgreSQL's CPU, in us per order, to checkpoint what a run of `orders` orders wrote (its share of the
+    checkpoints a longer run would have paid within its window)."""
+    if cpu is None:
+        return None
+    before = cpu.sample()["PostgreSQL"]
+    await checkpoint(settings)
+    return 1e6 * (cpu.sample()["PostgreSQL"] - before) / orders
+
+
 def machine_probe(orders: Sequence[bytes]) -> float:
     """The machine's speed at this moment, in microseconds to validate one order.placed against its contract on
     one core (the fastest of three passes over `orders`), timed while nothing else of the bench runs. The same
@@ -381,12 +409,14 @@ async def ours(
             await start_and_join(services)
             await throughput(settings, warm, warmup, published=True)  # the warm-up drained
             await asyncio.sleep(GROUP_SETTLE_SECONDS)
+            await checkpoint(settings)
             probe = machine_probe(probe_orders)  # the replicas are idle, waiting for the burst
             # The replicas start on the burst while it is being published: what counts starts once the bench's
             # own producer, which shares the machine, has finished.
             await publish(settings, "order.placed", measured_orders)
             cpu = cpu_groups(stack, services)
             measured = await throughput(settings, prefix, orders, services=services, cpu=cpu, from_now=True)
+            measured = dataclasses.replace(measured, checkpoint_after=await checkpoint_cost(settings, cpu, orders))
         finally:
             for service in services:
                 service.stop(signal.SIGTERM)
@@ -502,6 +532,7 @@ async def raw_limit(settings: Settings, orders: int, run: str, consumers: int = 
         """CREATE TABLE IF NOT EXISTS public.bench_raw (reference text NOT NULL, body json NOT NULL)
            WITH (autovacuum_enabled = off)"""
     )
+    await checkpoint(settings)
     partitions = list(range(settings.kafka_topic_partitions))
     done = 0
     started: float | None = None
@@ -652,6 +683,11 @@ async def run(args: argparse.Namespace) -> None:
             print(
                 f"      run {number}: {rate.stored:,.0f} orders/s"
                 + (f", CPU per order {sum(rate.cpu.values()):,.0f} us" if rate.cpu else "")
+                + (
+                    f" (+{rate.checkpoint_after:,.0f} us of PostgreSQL to checkpoint it after)"
+                    if rate.checkpoint_after is not None
+                    else ""
+                )
                 + (f", machine probe {rate.probe:.1f} us per order.placed validated" if rate.probe else "")
                 + (
                     f", cores idle {rate.machine['idle']:.0%}, stolen by the host {rate.machine['steal']:.0%}"
