@@ -20,13 +20,12 @@ import asyncio
 import os
 import signal
 import statistics
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 
 from bench.bench_placement import (
     GROUP_SETTLE_SECONDS,
     Throughput,
+    bench_stack,
     checkpoint,
     cpu_groups,
     encoded,
@@ -37,9 +36,7 @@ from bench.bench_placement import (
     throughput,
 )
 from services.runtime.embedded import EmbeddedStack, ServiceProcess
-from services.runtime.migrations import upgrade_all
 from services.runtime.settings import Settings
-from services.runtime.topics import all_topics, ensure_topics
 
 WARMUP = 5_000
 
@@ -73,31 +70,16 @@ async def one_round(
 
 async def run(args: argparse.Namespace) -> None:
     results: dict[int, list[tuple[Throughput, float]]] = defaultdict(list)
-    with tempfile.TemporaryDirectory(prefix="oms-bench-") as base:
-        stack = EmbeddedStack(Path(base) / "stack")
-        stack.start()
-        try:
-            env = {
-                **stack.environment(),
-                "OMS_KAFKA_GROUP_PREFIX": "bench",
-                "OMS_LOG_LEVEL": "INFO",  # "ready: consuming" says a replica has joined
-                "OMS_KAFKA_TOPIC_PARTITIONS": "6",
-            }
-            os.environ.update(env)
-            settings = Settings()
-            await upgrade_all(settings)
-            await ensure_topics(settings, [*all_topics(), "bench.raw_placed"])
-            for number in range(args.rounds):
-                for wait in args.waits:
-                    rate, raw = await one_round(stack, env, args.orders, args.replicas, wait, f"W{wait}R{number}")
-                    results[wait].append((rate, raw))
-                    print(
-                        f"round {number + 1}, fetch wait {wait} ms: {rate.stored:,.0f} orders/s stored, raw limit "
-                        f"{raw:,.0f}" + (f", cores idle {rate.machine['idle']:.0%}" if rate.machine else ""),
-                        flush=True,
-                    )
-        finally:
-            stack.stop()
+    async with bench_stack("bench.raw_placed") as (stack, env, _):
+        for number in range(args.rounds):
+            for wait in args.waits:
+                rate, raw = await one_round(stack, env, args.orders, args.replicas, wait, f"W{wait}R{number}")
+                results[wait].append((rate, raw))
+                print(
+                    f"round {number + 1}, fetch wait {wait} ms: {rate.stored:,.0f} orders/s stored, raw limit "
+                    f"{raw:,.0f}" + (f", cores idle {rate.machine['idle']:.0%}" if rate.machine else ""),
+                    flush=True,
+                )
     print(f"{args.orders:,} ordinary orders drained by {args.replicas} order_state replicas, {args.rounds} rounds:")
     base = statistics.median(rate.stored for rate, _ in results[args.waits[0]])
     for wait in args.waits:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -47,7 +48,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -623,7 +624,10 @@ async def big_order(settings: Settings) -> tuple[float, float]:
     return ours_seconds, base_seconds
 
 
-async def run(args: argparse.Namespace) -> None:
+@contextlib.asynccontextmanager
+async def bench_stack(*topics: str) -> AsyncIterator[tuple[EmbeddedStack, dict[str, str], Settings]]:
+    """The embedded stack the placement benches run on (PostgreSQL migrated, the services' topics and `topics`
+    created), the environment its services run with, and its settings; stopped and deleted afterwards."""
     with tempfile.TemporaryDirectory(prefix="oms-bench-") as base:
         stack = EmbeddedStack(Path(base) / "stack")
         stack.start()
@@ -638,15 +642,20 @@ async def run(args: argparse.Namespace) -> None:
             os.environ.update(env)
             settings = Settings()
             await upgrade_all(settings)
-            await ensure_topics(settings, [*all_topics(), "bench.naive_placed", "bench.raw_placed"])
-            base_rate = await baseline(settings, args.baseline_orders)
-            rates = {
-                replicas: await ours(stack, settings, env, args.orders, replicas, args.runs, args.warmup)
-                for replicas in args.replicas
-            }
-            big_ours, big_base = await big_order(settings)
+            await ensure_topics(settings, [*all_topics(), *topics])
+            yield stack, env, settings
         finally:
             stack.stop()
+
+
+async def run(args: argparse.Namespace) -> None:
+    async with bench_stack("bench.naive_placed", "bench.raw_placed") as (stack, env, settings):
+        base_rate = await baseline(settings, args.baseline_orders)
+        rates = {
+            replicas: await ours(stack, settings, env, args.orders, replicas, args.runs, args.warmup)
+            for replicas in args.replicas
+        }
+        big_ours, big_base = await big_order(settings)
     print(f"ordinary orders (5 lines), {args.orders:,} per run, on {os.cpu_count()} CPU cores:")
     print(
         f"  baseline, one transaction per message, one INSERT per row : {base_rate.stored:,.0f} orders/s stored "
