@@ -18,24 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 from collections import defaultdict
 
 from bench.bench_placement import (
-    GROUP_SETTLE_SECONDS,
     Throughput,
     bench_stack,
-    checkpoint,
-    cpu_groups,
-    encoded,
-    ordinary_order,
-    publish,
+    drain_burst,
     raw_limit,
-    start_and_join,
-    throughput,
 )
-from services.runtime.embedded import EmbeddedStack, ServiceProcess
+from services.runtime.embedded import EmbeddedStack
 from services.runtime.settings import Settings
 
 WARMUP = 5_000
@@ -48,23 +40,7 @@ async def one_round(
     os.environ.update(env)
     settings = Settings()
     raw = await raw_limit(settings, orders, f"RAW{name}")
-    measured = encoded([ordinary_order(n, "B", name) for n in range(orders)])
-    await publish(settings, "order.placed", [ordinary_order(n, "B", f"WARM{name}") for n in range(WARMUP)])
-    services = [
-        ServiceProcess("order_state", env, stack.logs_dir / f"order_state-{name}-{n}.log") for n in range(replicas)
-    ]
-    try:
-        await start_and_join(services)
-        await throughput(settings, f"WARM{name}", WARMUP, published=True)
-        await asyncio.sleep(GROUP_SETTLE_SECONDS)
-        await checkpoint(settings)  # no timed checkpoint within the window (see bench_placement.checkpoint)
-        await publish(settings, "order.placed", measured)
-        rate = await throughput(
-            settings, name, orders, services=services, cpu=cpu_groups(stack, services), from_now=True
-        )
-    finally:
-        for service in services:
-            service.stop(signal.SIGTERM)
+    rate = await drain_burst(stack, settings, env, name, orders, f"WARM{name}", WARMUP, replicas)
     return rate, raw
 
 

@@ -187,12 +187,18 @@ def machine_shares(before: list[int] | None, after: list[int] | None) -> dict[st
     return {"idle": spent[3] / total, "steal": spent[7] / total}
 
 
+def stat_fields(stat: Path) -> list[str]:
+    """The fields of a Linux /proc/<pid>/stat file after the process name (state, parent, ..., utime at 11,
+    stime at 12, cutime at 13, cstime at 14); OSError when the process is gone."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pids: Sequence[int]) -> float:
     """User + system CPU time of these processes so far (Linux /proc; 0 for processes gone)."""
     ticks = 0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = stat_fields(Path(f"/proc/{pid}/stat"))
         except OSError:
             continue
         ticks += int(fields[11]) + int(fields[12])
@@ -204,7 +210,7 @@ def reaped_children_seconds(pid: int) -> float:
     PostgreSQL's autovacuum workers and backends come and go, and a live-process sum alone would lose what one
     that ended spent (and go down when one that had run before the window ends within it)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat_fields(Path(f"/proc/{pid}/stat"))
     except OSError:
         return 0.0
     return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
@@ -215,7 +221,7 @@ def with_children(root: int) -> list[int]:
     pids = [root]
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == root:
+            if int(stat_fields(stat)[1]) == root:
                 pids.append(int(stat.parent.name))
         except (OSError, ValueError, IndexError):
             continue
@@ -279,7 +285,6 @@ async def throughput(
         present = "SELECT count(*) FROM order_state.sales_order WHERE order_reference = ANY($1::text[])"
         counted = "SELECT count(*) FROM order_state.sales_order WHERE order_reference >= $1 AND order_reference < $2"
         deadline = time.monotonic() + timeout
-        stored = 0
         total = "SELECT count(*) FROM order_state.sales_order"
         cpu_before: dict[str, float] | None = None
         orders_before = 0
@@ -397,34 +402,54 @@ async def ours(
     burst, and drained."""
     results = []
     for run in range(runs):
-        warm, prefix = f"WARM{replicas}R{run}", f"OURS{replicas}R{run}"
+        prefix = f"OURS{replicas}R{run}"
         raw = await raw_limit(settings, orders, f"RAW{replicas}R{run}")
-        measured_orders = encoded([ordinary_order(n, "B", prefix) for n in range(orders)])
-        probe_orders = [value for _, value in measured_orders[:2000]]
-        await publish(settings, "order.placed", [ordinary_order(n, "B", warm) for n in range(warmup)])
-        services = [
-            ServiceProcess("order_state", env, stack.logs_dir / f"order_state-{replicas}-{run}-{n}.log")
-            for n in range(replicas)
-        ]
-        try:
-            await start_and_join(services)
-            await throughput(settings, warm, warmup, published=True)  # the warm-up drained
-            await asyncio.sleep(GROUP_SETTLE_SECONDS)
-            await checkpoint(settings)
-            probe = machine_probe(probe_orders)  # the replicas are idle, waiting for the burst
-            # The replicas start on the burst while it is being published: what counts starts once the bench's
-            # own producer, which shares the machine, has finished.
-            await publish(settings, "order.placed", measured_orders)
-            cpu = cpu_groups(stack, services)
-            measured = await throughput(settings, prefix, orders, services=services, cpu=cpu, from_now=True)
-            measured = dataclasses.replace(measured, checkpoint_after=await checkpoint_cost(settings, cpu, orders))
-        finally:
-            for service in services:
-                service.stop(signal.SIGTERM)
+        measured = await drain_burst(
+            stack, settings, env, prefix, orders, f"WARM{replicas}R{run}", warmup, replicas, probe=True
+        )
         # Again once the replicas are gone: a limit taken a minute before a run can be a third off by its end.
         raw_after = await raw_limit(settings, orders, f"RAWAFTER{replicas}R{run}")
-        results.append(dataclasses.replace(measured, raw=raw, raw_after=raw_after, probe=probe))
+        results.append(dataclasses.replace(measured, raw=raw, raw_after=raw_after))
     return results
+
+
+async def drain_burst(
+    stack: EmbeddedStack,
+    settings: Settings,
+    env: dict[str, str],
+    prefix: str,
+    orders: int,
+    warm: str,
+    warmup: int,
+    replicas: int,
+    *,
+    probe: bool = False,
+) -> Throughput:
+    """One measured burst: `replicas` fresh order_state processes (run with `env`) start on a warm-up burst of
+    `warmup` orders (`warm`) and join their consumer group; once the rebalance has settled and PostgreSQL has
+    checkpointed, `orders` orders of `prefix` are published as one burst and drained. With `probe`, the machine's
+    speed is taken just before the burst (see machine_probe)."""
+    measured_orders = encoded([ordinary_order(n, "B", prefix) for n in range(orders)])
+    await publish(settings, "order.placed", [ordinary_order(n, "B", warm) for n in range(warmup)])
+    services = [
+        ServiceProcess("order_state", env, stack.logs_dir / f"order_state-{prefix}-{n}.log") for n in range(replicas)
+    ]
+    try:
+        await start_and_join(services)
+        await throughput(settings, warm, warmup, published=True)  # the warm-up drained
+        await asyncio.sleep(GROUP_SETTLE_SECONDS)
+        await checkpoint(settings)
+        # The replicas are idle, waiting for the burst.
+        speed = machine_probe([value for _, value in measured_orders[:2000]]) if probe else None
+        # The replicas start on the burst while it is being published: what counts starts once the bench's own
+        # producer, which shares the machine, has finished.
+        await publish(settings, "order.placed", measured_orders)
+        cpu = cpu_groups(stack, services)
+        measured = await throughput(settings, prefix, orders, services=services, cpu=cpu, from_now=True)
+        return dataclasses.replace(measured, probe=speed, checkpoint_after=await checkpoint_cost(settings, cpu, orders))
+    finally:
+        for service in services:
+            service.stop(signal.SIGTERM)
 
 
 # The baselines' items: a row per item (order_state keeps them as groups, migration 0014), as the items were
