@@ -5,10 +5,10 @@
 Against one PostgreSQL (embedded unless OMS_DATABASE_URL is set), in tables shaped like order_state's: N
 ordinary 5-line orders are written the way placement writes them (one COPY per batch of 1,000 orders, in a
 transaction).
-- Order rows (each with its lines as order.created carries them, about 3.6 kB): as they are now (rows up to
-  8 kB uncompressed, migration 0008; customer, billing address and totals as json, lines as text, 0009), as
-  after 0008 (jsonb parts, json lines), and as before 0008 (rows over 2 kB compressed with pglz; the
-  embedded server has no lz4).
+- Order rows: as they are now (each distinct shipment of the order kept once, the lines pointing at theirs,
+  migration 0015; rows up to 8 kB uncompressed, 0008; customer, billing address and totals as json, lines as
+  text, 0009), as up to 0014 (each line with its shipment, as order.created carries them), as after 0008 (jsonb
+  parts, json lines), and as before 0008 (rows over 2 kB compressed with pglz; the embedded server has no lz4).
 - Items (eight per order): as groups, one row per order (migration 0014), vs a row per item with primary key
   (order_id, id) (0009 to 0013) vs a row per item with primary key (id) plus an index on order_id (before 0009).
 Each round runs every variant; the fastest round of each is reported, with PostgreSQL's CPU time (its server
@@ -41,14 +41,20 @@ from services.runtime.wire import document_decoder
 # Variant: (label, statements that turn the current table into it)
 TYPES_OF_0008 = """ALTER TABLE {schema}.sales_order ALTER COLUMN customer TYPE jsonb, ALTER COLUMN billing_address
     TYPE jsonb, ALTER COLUMN totals TYPE jsonb, ALTER COLUMN lines TYPE json USING lines::json"""
+WITHOUT_SHIPMENTS = "ALTER TABLE {schema}.sales_order DROP COLUMN shipments"
+# Variant: (label, statements that turn the current table into it, rows with each shipment once)
 ORDER_KINDS = {
-    "now": ("order rows, json parts, lines as text (0009)", ()),
-    "0008": ("order rows, jsonb parts, json lines (0008)", (TYPES_OF_0008,)),
+    "now": ("order rows, each shipment once (0015)", (), True),
+    "0014": ("order rows, shipment on each line (0009-0014)", (WITHOUT_SHIPMENTS,), False),
+    "0008": ("order rows, jsonb parts, json lines (0008)", (WITHOUT_SHIPMENTS, TYPES_OF_0008), False),
     "pglz": (
         "order rows compressed, as before 0008",
-        (TYPES_OF_0008, "ALTER TABLE {schema}.sales_order RESET (toast_tuple_target)"),
+        (WITHOUT_SHIPMENTS, TYPES_OF_0008, "ALTER TABLE {schema}.sales_order RESET (toast_tuple_target)"),
+        False,
     ),
 }
+# The order row's columns up to 0014: its lines held their shipments.
+COLUMNS_OF_0014 = tuple(column for column in ORDER_COLUMNS if column != "shipments")
 # The items' table from 0009 to 0013: a row per item.
 ITEM_ROWS = Table(
     "sales_order_item",
@@ -82,10 +88,13 @@ ITEM_COLUMNS = ("id", "order_id", "line_number", "sku", "quantity", "state", "st
 GROUP_COLUMNS = ("order_id", "item_ids", "state", "state_changed_at")
 
 
-def order_rows(orders: int) -> tuple[list[tuple[object, ...]], list[list[tuple[object, ...]]]]:
-    """Order rows as placement writes them, for ordinary 5-line orders, and their item rows (per order)."""
+def order_rows(
+    orders: int,
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[list[tuple[object, ...]]]]:
+    """Order rows as placement writes them and as it wrote them up to migration 0014 (each line with its
+    shipment), for ordinary 5-line orders, and their item rows (per order)."""
     validate = document_decoder(OrderPlaced).decode_json
-    now, rows, items, next_item = datetime.now(UTC), [], [], 1
+    now, rows, rows_of_0014, items, next_item = datetime.now(UTC), [], [], [], 1
     for number in range(orders):
         order = validate(to_json(ordinary_order(number, "R", "ROWS")))
         splits = [
@@ -110,6 +119,7 @@ def order_rows(orders: int) -> tuple[list[tuple[object, ...]], list[list[tuple[o
                 for item_id in line_ids
             ]
         )
+        created_lines, kept_lines, shipments = lines_json(order, splits, ids)
         rows.append(
             (
                 number + 1,
@@ -125,12 +135,14 @@ def order_rows(orders: int) -> tuple[list[tuple[object, ...]], list[list[tuple[o
                 order.payment_method,
                 "OmsDefault01",
                 encode_json(order.totals).decode(),
-                lines_json(order, splits, ids).decode(),
+                kept_lines.decode(),
+                shipments.decode(),
                 now,
                 uuid.uuid4(),
             )
         )
-    return rows, items
+        rows_of_0014.append((*rows[-1][:13], created_lines.decode(), *rows[-1][15:]))
+    return rows, rows_of_0014, items
 
 
 async def one_round(
@@ -155,8 +167,9 @@ async def one_round(
 async def run(settings: Settings, orders: int, rounds: int) -> None:
     engine = create_engine(settings, "order_state")
     tag = uuid.uuid4().hex[:6]
-    rows, items = order_rows(orders)
+    rows, rows_of_0014, items = order_rows(orders)
     order_batches = [rows[first : first + 1000] for first in range(0, orders, 1000)]
+    order_batches_of_0014 = [rows_of_0014[first : first + 1000] for first in range(0, orders, 1000)]
     item_batches = [
         [item for order in items[first : first + 1000] for item in order] for first in range(0, orders, 1000)
     ]
@@ -170,8 +183,14 @@ async def run(settings: Settings, orders: int, rounds: int) -> None:
     ]
     # variant -> (label, table, statements, columns, batches)
     variants: dict[tuple[str, str], tuple[str, Table, tuple[str, ...], tuple[str, ...], list]] = {
-        ("orders", kind): (label, sales_order, statements, ORDER_COLUMNS, order_batches)
-        for kind, (label, statements) in ORDER_KINDS.items()
+        ("orders", kind): (
+            label,
+            sales_order,
+            statements,
+            ORDER_COLUMNS if once else COLUMNS_OF_0014,
+            order_batches if once else order_batches_of_0014,
+        )
+        for kind, (label, statements, once) in ORDER_KINDS.items()
     }
     variants |= {
         ("items", kind): (

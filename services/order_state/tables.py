@@ -46,10 +46,14 @@ sales_order = Table(
     Column("payment_method", Text, nullable=False),
     Column("process_name", Text, nullable=False),
     Column("totals", JSON, nullable=False),
-    # The lines as placed, each with its items as id ranges (the `lines` of order.created): they never change,
-    # so they stay with the order instead of one row each (migration 0006). JSON kept as text: order_state
-    # writes it from JSON it has just serialised and only reads it to publish it again (migration 0009).
+    # The lines as placed, each with its items as id ranges: they never change, so they stay with the order
+    # instead of one row each (migration 0006). JSON kept as text: order_state writes it from JSON it has just
+    # serialised and reads it back only for each line's SKU, item quantity and id ranges (migration 0009).
+    # A line's `shipment` is the index of its shipment in `shipments`, which holds each distinct shipment of the
+    # order once (a JSON array): an ordinary order's lines share one, which order.created repeats on every line
+    # (its `lines` are these with each index replaced by its shipment; migration 0015).
     Column("lines", Text, nullable=False),
+    Column("shipments", Text, nullable=False),
     Column("placed_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("placed_event_id", UUID(as_uuid=True), nullable=False),

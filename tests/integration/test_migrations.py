@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import asyncpg
@@ -337,5 +338,52 @@ async def test_items_become_groups_and_rows_again_across_migration_0014(own_data
             "VALUES (7, 1, 'A', 1, 'new') RETURNING id"
         )
         assert added > next_id  # the identity goes on after the ids handed out
+    finally:
+        await conn.close()
+
+
+async def test_order_rows_keep_each_shipment_once_across_migration_0015(own_database):
+    await upgrade_all(own_database, ("order_state",))
+    conn = await asyncpg.connect(asyncpg_dsn(own_database.database_url_for("order_state")))
+    config = alembic_config("order_state", own_database.database_url_for("order_state"))
+    await asyncio.to_thread(command.downgrade, config, "0014")
+    berlin = '{"address": {"city": "Berlin", "zip_code": "10115"}, "method": {"key": "dhl_standard", "price": 490}}'
+    hamburg = '{"address": {"city": "Hamburg", "zip_code": "20095"}, "method": {"key": "dhl_standard", "price": 490}}'
+    lines = (  # as placement wrote them up to 0014: each line with its whole shipment
+        f'[{{"line_number":1,"sku":"A","item_quantity":1,"item_id_ranges":[[1,2]],"shipment":{berlin}}},'
+        f'{{"line_number":2,"sku":"B","item_quantity":5,"item_id_ranges":[[3,3]],"shipment":{hamburg}}},'
+        f'{{"line_number":3,"sku":"C","item_quantity":1,"item_id_ranges":[[4,4]],"shipment":{berlin}}},'
+        f'{{"line_number":4,"sku":"D","item_quantity":1,"item_id_ranges":[[5,5]],"shipment":null}}]'
+    )
+    insert = """INSERT INTO order_state.sales_order (id, order_reference, store, locale, currency, price_mode,
+                    customer, billing_address, payment_method, process_name, totals, lines, placed_at, placed_event_id)
+                VALUES ($1, $2, 'DE', 'de_DE', 'EUR', 'GROSS_MODE', '{}', '{}', 'invoice', 'OmsDefault01',
+                        '{"grand_total": 100}', $3, now(), gen_random_uuid())"""
+    items = "SELECT id, line_number, sku, quantity FROM order_state.sales_order_item WHERE order_id = 7 ORDER BY id"
+    try:
+        await conn.execute(insert, 7, "DE--M-1", lines)
+        await conn.execute(insert, 8, "DE--M-2", "[]")
+        await conn.execute(
+            """INSERT INTO order_state.sales_order_item_group (order_id, item_ids, state)
+               VALUES (7, '{[1,6)}', 'new')"""
+        )
+        before = [tuple(row) for row in await conn.fetch(items)]
+        assert len(before) == 5
+
+        await asyncio.to_thread(command.upgrade, config, "head")
+        kept = await conn.fetchrow("SELECT lines, shipments FROM order_state.sales_order WHERE id = 7")
+        shipments = json.loads(kept["shipments"])
+        assert shipments == [json.loads(berlin), json.loads(hamburg), None]
+        assert kept["shipments"] == f"[{berlin},{hamburg},null]"  # each shipment's JSON as it was written
+        assert [line["shipment"] for line in json.loads(kept["lines"])] == [0, 1, 0, 2]
+        assert [line["sku"] for line in json.loads(kept["lines"])] == ["A", "B", "C", "D"]
+        assert await conn.fetchval("SELECT shipments FROM order_state.sales_order WHERE id = 8") == "[]"
+        assert [tuple(row) for row in await conn.fetch(items)] == before  # the item view reads the lines as before
+
+        await asyncio.to_thread(command.downgrade, config, "0014")
+        assert json.loads(await conn.fetchval("SELECT lines FROM order_state.sales_order WHERE id = 7")) == json.loads(
+            lines
+        )
+        assert [tuple(row) for row in await conn.fetch(items)] == before
     finally:
         await conn.close()

@@ -204,3 +204,26 @@ async def test_placement_at_a_given_time_records_that_time(engine, settings):
     times = await entry_times(engine, order["order_reference"])
     assert times["items"] == times["history"] == times["timeouts"] == {at}
     assert times["order created"] != {at}  # the row's own insertion time
+
+
+async def test_the_order_row_keeps_a_shipment_its_lines_share_once_and_order_created_repeats_it(engine, settings):
+    document = new_order(1)
+    first = document["lines"][0]
+    hamburg = json.loads(json.dumps(first["shipment"]))
+    hamburg["address"]["city"] = "Hamburg"
+    document["lines"] = [dict(first, sku=f"SKU-{n}") for n in range(1, 5)]
+    document["lines"][2]["shipment"] = hamburg
+    document["totals"]["subtotal"] = sum(line["quantity"] * line["unit_price"] for line in document["lines"])
+    order = document_decoder(OrderPlaced).validate_python(document)
+    (created,) = await place(engine, settings, order)
+    (row,) = await rows(
+        engine,
+        "SELECT lines, shipments FROM order_state.sales_order WHERE order_reference = :r",
+        r=order.order_reference,
+    )
+    shipments = json.loads(row.shipments)
+    assert [shipment["address"]["city"] for shipment in shipments] == [first["shipment"]["address"]["city"], "Hamburg"]
+    kept = json.loads(row.lines)
+    assert [line["shipment"] for line in kept] == [0, 0, 1, 0]
+    assert [{**line, "shipment": shipments[line["shipment"]]} for line in kept] == created["lines"]
+    assert [line["shipment"]["address"]["city"] for line in created["lines"]][2] == "Hamburg"

@@ -155,7 +155,7 @@ def test_order_created_written_from_a_document_is_exactly_the_contract(path):
     now = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
     event_id = new_event_id()
     parts = {name: encode_json(document[name]) for name in ("customer", "billing_address", "totals")}
-    parts["lines"] = lines_json(document, splits, ids)
+    parts["lines"], kept_lines, kept_shipments = lines_json(document, splits, ids)
     value = order_created_json(document, event_id, caused_by(document), "OmsDefault01", now, parts)
 
     created = OrderCreated.model_validate_json(value)  # refuses unknown or missing fields
@@ -175,3 +175,11 @@ def test_order_created_written_from_a_document_is_exactly_the_contract(path):
         (number, line.sku, line.quantity, line.quantity) for number, line in enumerate(order.lines, start=1)
     ]
     assert created.placed_at == (order.placed_at or order.occurred_at) and created.initial_state == "new"
+
+    # The order row keeps each distinct shipment once, and the lines point at theirs: with the shipment put
+    # back, each kept line is the line order.created carries.
+    shipments = json.loads(kept_shipments)
+    assert len(shipments) == 2 and shipments[0]["address"]["city"] != "Hamburg" == shipments[1]["address"]["city"]
+    kept = json.loads(kept_lines)
+    assert [line["shipment"] for line in kept] == [0, 1] + [0] * (len(kept) - 2)
+    assert [{**line, "shipment": shipments[line["shipment"]]} for line in kept] == json.loads(value)["lines"]
