@@ -487,10 +487,12 @@ async def baseline(settings: Settings, orders: int) -> Throughput:
                     "INSERT INTO order_state.inbox (consumer, event_id) VALUES ('naive', $1)", order.event_id
                 )
                 order_id = await conn.fetchval(
+                    # Each line with its shipment, as the naive way keeps them (no shipments of their own).
                     """INSERT INTO order_state.sales_order (order_reference, store, locale, currency, price_mode,
-                           customer, billing_address, payment_method, process_name, totals, lines, placed_at,
-                           placed_event_id)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'OmsDefault01', $9, $10, now(), $11) RETURNING id""",
+                           customer, billing_address, payment_method, process_name, totals, lines, shipments,
+                           placed_at, placed_event_id)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'OmsDefault01', $9, $10, '[]', now(), $11)
+                       RETURNING id""",
                     order.order_reference,
                     order.store,
                     order.locale,
@@ -531,8 +533,13 @@ async def baseline(settings: Settings, orders: int) -> Throughput:
                 return
 
     task = asyncio.create_task(consume())
+    counted = asyncio.create_task(throughput(settings, "BASE", orders, published=False))
     try:
-        return await throughput(settings, "BASE", orders, published=False)
+        # The consumer failing ends the wait at once (with its error), not when the count gives up.
+        await asyncio.wait((task, counted), return_when=asyncio.FIRST_EXCEPTION)
+        if task.done() and task.exception() is not None:
+            counted.cancel()
+        return await counted
     finally:
         await task
         await consumer.stop()
