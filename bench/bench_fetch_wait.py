@@ -46,7 +46,7 @@ async def one_round(
 
 async def run(args: argparse.Namespace) -> None:
     results: dict[int, list[tuple[Throughput, float]]] = defaultdict(list)
-    async with bench_stack("bench.raw_placed") as (stack, env, _):
+    async with bench_stack() as (stack, env, _):
         for number in range(args.rounds):
             for wait in args.waits:
                 rate, raw = await one_round(stack, env, args.orders, args.replicas, wait, f"W{wait}R{number}")
