@@ -8,7 +8,12 @@ unchanged: its lines still carry their shipments (placement writes both from the
 
 Nothing read a line's shipment back from the row (the item view and the engine read SKU, item quantity and id
 ranges). The upgrade rewrites the rows placed before it the same way, keeping each value's JSON text as it
-was; the downgrade puts the shipments back on the lines.
+was; the downgrade puts the shipments back on the lines. Both rewrite every order row in one UPDATE (50,000
+ordinary orders: 6.3 s up, 3.9 s down, 2026-12-04); the rows' old versions are then free space for later rows
+once vacuumed, and given back to the file system only by VACUUM FULL.
+
+`bench/bench_order_rows.py` (10,000 ordinary orders, 2026-12-04): 2,861 vs 4,225 bytes an order on disk,
+PostgreSQL 11 vs 14 us of CPU per order for writing the rows.
 
 Revision ID: 0015
 Revises: 0014
