@@ -55,6 +55,7 @@ ORDER_KINDS = {
 }
 # The order row's columns up to 0014: its lines held their shipments.
 COLUMNS_OF_0014 = tuple(column for column in ORDER_COLUMNS if column != "shipments")
+_LINES, _SHIPMENTS = ORDER_COLUMNS.index("lines"), ORDER_COLUMNS.index("shipments")
 # The items' table from 0009 to 0013: a row per item.
 ITEM_ROWS = Table(
     "sales_order_item",
@@ -141,7 +142,10 @@ def order_rows(
                 uuid.uuid4(),
             )
         )
-        rows_of_0014.append((*rows[-1][:13], created_lines.decode(), *rows[-1][15:]))
+        row = rows[-1]
+        rows_of_0014.append(
+            tuple(created_lines.decode() if n == _LINES else value for n, value in enumerate(row) if n != _SHIPMENTS)
+        )
     return rows, rows_of_0014, items
 
 
